@@ -1,0 +1,57 @@
+"""Atomic writes (temp file in the target directory + rename) and safe reads, shared by the whole library."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_torch_save",
+           "safe_torch_load"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it is renamed over ``path`` (atomic on POSIX)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _write(path: str | os.PathLike, fn: Callable[[Path], None]) -> None:
+    with atomic_path(path) as tmp:
+        fn(tmp)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    _write(path, lambda p: p.write_bytes(data))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    _write(path, lambda p: p.write_text(text))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` atomically. Save only tensors/containers/numbers so it loads with weights_only=True."""
+    _write(path, lambda p: torch.save(obj, p))
+
+
+def safe_torch_load(path: str | os.PathLike) -> Any:
+    """``torch.load(path, weights_only=True)`` on CPU; never unpickles arbitrary objects."""
+    return torch.load(Path(path), map_location="cpu", weights_only=True)

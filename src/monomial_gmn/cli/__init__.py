@@ -1,0 +1,60 @@
+"""The ``monomial-gmn`` command.
+
+Each subcommand lives in its own ``cmd_<name>.py`` module here, exposing ``register(subparsers)`` which adds
+its parser and sets ``func(args) -> int``. Modules are discovered, so adding a command touches no other file.
+
+User errors (bad files, unknown names, bad option values) print one line ``monomial-gmn: error: ...`` and
+exit with code 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+__all__ = ["main", "CLIError"]
+
+
+class CLIError(Exception):
+    """A user error the CLI reports in one line (exit code 2)."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from .._errors import GraphMismatchError, NonFiniteWeightsError, UnsupportedModuleError, ZooFormatError
+
+    return (CLIError, UnsupportedModuleError, NonFiniteWeightsError, GraphMismatchError, ZooFormatError,
+            FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, ValueError, KeyError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="monomial-gmn",
+        description="Learn on neural networks with monomial-group-equivariant graph metanetworks.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("cmd_"):
+            importlib.import_module(f"{__name__}.{info.name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as exc:  # one line, exit 2
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"monomial-gmn: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("monomial-gmn: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""``monomial-gmn convert``: a saved network → its parameter graph summary (and optionally the graph)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ._io import load_network, save_graph
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert", help="convert a saved network to a parameter graph",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Read a network and print its parameter graph summary (nodes, edges, symmetry counts).",
+        epilog="examples:\n"
+               "  monomial-gmn convert net.pt --arch mypkg.models:make_net\n"
+               "  monomial-gmn convert net.pt --arch torch.nn:Linear --arch-kwargs '{\"in_features\": 2, "
+               "\"out_features\": 1}' --out graph.pt\n"
+               "MODEL is a state dict saved with torch.save (read with weights_only=True; pickled modules are\n"
+               "never unpickled). --arch names a callable 'module.path:name' that builds the architecture.")
+    p.add_argument("model", help="state dict file (.pt/.pth, or .safetensors)")
+    p.add_argument("--arch", required=True, help="import path 'package.module:callable' building the architecture")
+    p.add_argument("--arch-kwargs", default="{}", help="JSON keyword arguments for --arch (default: {})")
+    p.add_argument("--out", help="write the graph (tensors only, safetensors-compatible .pt) here")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..graph import to_graph
+
+    net = load_network(args.model, args.arch, args.arch_kwargs)
+    graph = to_graph(net)
+    print(json.dumps(graph.summary(), indent=2))
+    if args.out:
+        save_graph(graph, args.out)
+        print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,17 @@
+"""Networks as parameter graphs. The layout and the transformation law are documented in
+:mod:`monomial_gmn.graph._parameter_graph` (``help(monomial_gmn.ParameterGraph)``)."""
+
+from ._batch import GraphLoader, batch_graphs, batch_stacked
+from ._convert import (ConvertContext, LayerConversion, graph_spec, op_symmetry, register_converter, register_op,
+                       register_spec_builder, to_graph, to_module)
+from ._modules import Sine
+from ._parameter_graph import ParameterGraph, kernel_side, pad_canvas
+from ._spec import GraphSpec, LayerRecord
+from ._symmetry import Role, Symmetry, meet
+
+__all__ = [
+    "ParameterGraph", "GraphSpec", "LayerRecord", "Symmetry", "Role", "meet", "Sine",
+    "to_graph", "to_module", "graph_spec", "register_converter", "register_op", "register_spec_builder",
+    "op_symmetry", "ConvertContext", "LayerConversion", "batch_graphs", "batch_stacked", "GraphLoader",
+    "kernel_side", "pad_canvas",
+]

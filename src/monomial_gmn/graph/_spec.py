@@ -1,0 +1,250 @@
+"""GraphSpec: the architecture of one network as seen by the parameter graph.
+
+A spec is computed once per architecture (by a converter) and then turns parameter vectors into graphs,
+singly or vectorised over a whole zoo, and graphs back into parameters by *name* (the parameter names
+recorded per layer) and by ``edge_index`` (never by edge order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .._errors import GraphMismatchError, NonFiniteWeightsError
+from ._parameter_graph import ParameterGraph, kernel_side
+
+__all__ = ["LayerRecord", "GraphSpec"]
+
+
+@dataclass
+class LayerRecord:
+    """One parametric layer: a weight of shape [n_out, n_in, *kernel] (after a view) and an optional bias.
+
+    Attributes:
+        path: module path, e.g. ``"features.0"`` (``""`` for the root module).
+        weight: full parameter name of the weight, e.g. ``"features.0.weight"``.
+        bias: full parameter name of the bias, or ``None``.
+        in_nodes: [n_in] node ids of the input neurons/channels, in the weight's column order.
+        out_nodes: [n_out] node ids of the output neurons/channels, in the weight's row order.
+        kernel: spatial shape of one (out, in) block of the weight: ``()`` for Linear, ``(k,)`` for Conv1d,
+            ``(kh, kw)`` for Conv2d or for a Linear that reads a flattened kh×kw map per channel.
+    """
+
+    path: str
+    weight: str
+    bias: str | None
+    in_nodes: Tensor
+    out_nodes: Tensor
+    kernel: tuple[int, ...]
+
+    @property
+    def n_in(self) -> int:
+        return int(self.in_nodes.numel())
+
+    @property
+    def n_out(self) -> int:
+        return int(self.out_nodes.numel())
+
+    @property
+    def kernel2d(self) -> tuple[int, int]:
+        if len(self.kernel) == 0:
+            return (1, 1)
+        if len(self.kernel) == 1:
+            return (1, int(self.kernel[0]))
+        if len(self.kernel) == 2:
+            return (int(self.kernel[0]), int(self.kernel[1]))
+        raise ValueError(f"layer '{self.path}': kernels of rank {len(self.kernel)} are not supported")
+
+    @property
+    def kernel_numel(self) -> int:
+        kh, kw = self.kernel2d
+        return kh * kw
+
+
+@dataclass
+class GraphSpec:
+    """Architecture-level description of a parameter graph (node metadata, edges, parameter layout).
+
+    Attributes:
+        layer, role, sym, block, pos: [N] node metadata (see :class:`ParameterGraph`).
+        layers: the parametric layers, in forward order.
+        params: ``(name, shape)`` of every parameter the graph holds, in flat-vector order.
+    """
+
+    layer: Tensor
+    role: Tensor
+    sym: Tensor
+    block: Tensor
+    pos: Tensor
+    layers: list[LayerRecord]
+    params: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        n = self.num_nodes
+        if not self.params:
+            for rec in self.layers:
+                self.params.append((rec.weight, (rec.n_out, rec.n_in, *rec.kernel)))
+                if rec.bias is not None:
+                    self.params.append((rec.bias, (rec.n_out,)))
+        self._offsets: dict[str, int] = {}
+        off = 0
+        for name, shape in self.params:
+            self._offsets[name] = off
+            off += _numel(shape)
+        self.num_params = off
+        side = max([max(rec.kernel2d) for rec in self.layers] + [1])
+        self.side = side if side % 2 == 1 else side + 1
+        srcs, dsts, lays = [], [], []
+        for li, rec in enumerate(self.layers):
+            dsts.append(rec.out_nodes.repeat_interleave(rec.n_in))
+            srcs.append(rec.in_nodes.repeat(rec.n_out))
+            lays.append(torch.full((rec.n_out * rec.n_in,), li, dtype=torch.long))
+        src = torch.cat(srcs) if srcs else torch.zeros(0, dtype=torch.long)
+        dst = torch.cat(dsts) if dsts else torch.zeros(0, dtype=torch.long)
+        lay = torch.cat(lays) if lays else torch.zeros(0, dtype=torch.long)
+        key = dst * n + src
+        if key.numel() != torch.unique(key).numel():
+            raise ValueError("two layers write the same (input neuron, output neuron) edge; "
+                             "the graph would be ambiguous")
+        order = torch.argsort(key, stable=True)
+        self._order = None if torch.equal(order, torch.arange(order.numel())) else order
+        self.edge_index = torch.stack([src, dst])[:, order]
+        self.edge_layer = lay[order]
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def num_nodes(self) -> int:
+        return int(self.layer.numel())
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.edge_index.shape[1])
+
+    @property
+    def kernel_numel(self) -> int:
+        return self.side * self.side
+
+    # ------------------------------------------------------------------ module <-> flat vector
+    def flatten(self, module_or_state: nn.Module | Mapping[str, Tensor]) -> Tensor:
+        """The parameters the graph covers as one vector [P], in ``self.params`` order (checked, finite)."""
+        state = _state_of(module_or_state)
+        parts = []
+        for name, shape in self.params:
+            if name not in state:
+                raise GraphMismatchError(f"the module has no parameter '{name}'")
+            t = state[name].detach()
+            if _numel(tuple(t.shape)) != _numel(shape):
+                raise GraphMismatchError(f"parameter '{name}' has shape {tuple(t.shape)}; the graph layout "
+                                         f"expects {_numel(shape)} values {shape}")
+            if not torch.isfinite(t).all():
+                raise NonFiniteWeightsError(f"parameter '{name}' holds NaN or infinite values")
+            parts.append(t.reshape(-1))
+        return torch.cat(parts) if parts else torch.zeros(0)
+
+    # ------------------------------------------------------------------ flat vectors -> graphs
+    def stacked(self, flat: Tensor) -> tuple[Tensor, Tensor]:
+        """Vectorised conversion of a zoo: flat parameters [B, P] → (x [B, N, 1], edge_attr [B, E, S*S]).
+
+        No Python loop over networks or edges: one slice/reshape/pad per layer.
+        """
+        if flat.dim() != 2 or flat.shape[1] != self.num_params:
+            raise GraphMismatchError(f"expected flat parameters of shape [B, {self.num_params}], "
+                                     f"got {tuple(flat.shape)}")
+        b, s = flat.shape[0], self.side
+        x = flat.new_zeros(b, self.num_nodes, 1)
+        blocks = []
+        for rec in self.layers:
+            kh, kw = rec.kernel2d
+            off = self._offsets[rec.weight]
+            w = flat[:, off:off + rec.n_out * rec.n_in * kh * kw].reshape(b, rec.n_out * rec.n_in, kh, kw)
+            if kh != s or kw != s:
+                top, left = (s - kh) // 2, (s - kw) // 2
+                w = F.pad(w, (left, s - kw - left, top, s - kh - top))
+            blocks.append(w.reshape(b, -1, s * s))
+            if rec.bias is not None:
+                off = self._offsets[rec.bias]
+                x[:, rec.out_nodes, 0] = flat[:, off:off + rec.n_out]
+        edge_attr = torch.cat(blocks, dim=1) if blocks else flat.new_zeros(b, 0, s * s)
+        if self._order is not None:
+            edge_attr = edge_attr[:, self._order]
+        return x, edge_attr
+
+    def graph(self, flat: Tensor) -> ParameterGraph:
+        """One ParameterGraph from a flat parameter vector [P]."""
+        x, edge_attr = self.stacked(flat.reshape(1, -1))
+        return self.make_graph(x[0], edge_attr[0])
+
+    def make_graph(self, x: Tensor, edge_attr: Tensor) -> ParameterGraph:
+        """Wrap node features [N, F] and edge features [E, S*S] with this spec's structure."""
+        return ParameterGraph(
+            x=x, edge_index=self.edge_index.clone(), edge_attr=edge_attr,
+            layer=self.layer.clone(), role=self.role.clone(), sym=self.sym.clone(),
+            block=self.block.clone(), pos=self.pos.clone(), edge_layer=self.edge_layer.clone(),
+        )
+
+    # ------------------------------------------------------------------ graphs -> parameters
+    def state_from_graph(self, graph: ParameterGraph) -> dict[str, Tensor]:
+        """Parameters (by name, in their recorded shapes) read from a graph of this architecture.
+
+        Weights are placed through ``edge_index`` (node ids → row/column of each layer), so any edge order
+        works; each (out, in) pair of every layer must appear exactly once.
+        """
+        self.check_graph(graph)
+        side = kernel_side(graph.edge_attr)
+        n = self.num_nodes
+        out: dict[str, Tensor] = {}
+        src, dst = graph.edge_index
+        for li, rec in enumerate(self.layers):
+            kh, kw = rec.kernel2d
+            mask = graph.edge_layer == li
+            in_local = torch.full((n,), -1, dtype=torch.long)
+            in_local[rec.in_nodes] = torch.arange(rec.n_in)
+            out_local = torch.full((n,), -1, dtype=torch.long)
+            out_local[rec.out_nodes] = torch.arange(rec.n_out)
+            li_in, li_out = in_local[src[mask]], out_local[dst[mask]]
+            if (li_in < 0).any() or (li_out < 0).any():
+                raise GraphMismatchError(f"layer '{rec.path}': the graph has an edge between neurons that "
+                                         f"this layer does not connect")
+            lin = li_out * rec.n_in + li_in
+            if lin.numel() != rec.n_out * rec.n_in or torch.unique(lin).numel() != lin.numel():
+                raise GraphMismatchError(f"layer '{rec.path}': the graph holds {lin.numel()} distinct-or-not "
+                                         f"edges; the layer needs each of its {rec.n_out}×{rec.n_in} pairs once")
+            top, left = (side - kh) // 2, (side - kw) // 2
+            ker = graph.edge_attr[mask].reshape(-1, side, side)[:, top:top + kh, left:left + kw]
+            w = ker.new_empty(rec.n_out * rec.n_in, kh, kw)
+            w[lin] = ker
+            out[rec.weight] = w.reshape(rec.n_out, rec.n_in, *rec.kernel)
+            if rec.bias is not None:
+                out[rec.bias] = graph.x[rec.out_nodes, 0].clone()
+        return out
+
+    def check_graph(self, graph: ParameterGraph) -> None:
+        """Raise :class:`GraphMismatchError` unless ``graph`` has this spec's nodes and layers."""
+        if graph.num_nodes != self.num_nodes:
+            raise GraphMismatchError(f"the graph has {graph.num_nodes} nodes; this architecture has "
+                                     f"{self.num_nodes} neurons")
+        if not torch.equal(graph.layer.cpu(), self.layer) or not torch.equal(graph.role.cpu(), self.role):
+            raise GraphMismatchError("the graph's neurons are laid out in other layers than this architecture's")
+        if graph.edge_index.shape[1] != self.num_edges:
+            raise GraphMismatchError(f"the graph has {graph.edge_index.shape[1]} edges; this architecture "
+                                     f"has {self.num_edges}")
+        if kernel_side(graph.edge_attr) < self.side:
+            raise GraphMismatchError(f"the graph's kernels are {kernel_side(graph.edge_attr)}×"
+                                     f"{kernel_side(graph.edge_attr)}; this architecture needs {self.side}×{self.side}")
+
+
+def _numel(shape: Iterable[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+def _state_of(module_or_state: nn.Module | Mapping[str, Tensor]) -> Mapping[str, Tensor]:
+    if isinstance(module_or_state, nn.Module):
+        return dict(module_or_state.named_parameters())
+    return module_or_state
