@@ -1,0 +1,130 @@
+"""Per-neuron canonicalisation (invariants of the monomial group) and small graph utilities shared by layers/heads.
+
+Transformation law (see :mod:`monomial_gmn.graph._parameter_graph`): a node feature ``h_i`` [C] of hidden
+neuron i maps to ``d_i · h_i`` (every channel), an edge feature of edge j → i maps to ``d_i / d_j · e``.
+The factor set of d_i is fixed by the neuron's :class:`~monomial_gmn.Symmetry` code, so the canonical
+(invariant) form is chosen per node, vectorised with ``torch.where``: one batch can mix ReLU, tanh and SIREN
+nets and one net can mix activations.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.utils import scatter
+
+from ..graph._symmetry import Role, Symmetry
+
+__all__ = ["Canonicalize", "TINY", "node_sym", "fixed_index", "inverse_norm2", "role_pool", "d1_mask"]
+
+#: Clamp for divisions by norms. A clamp (not ``+ eps``) keeps the quotient exactly homogeneous.
+TINY = 1e-30
+
+
+def node_sym(batch, sym: Tensor | None) -> Tensor:
+    """The per-node symmetry codes to use: ``sym`` if given, else ``batch.sym``; [N] long."""
+    if sym is None:
+        sym = getattr(batch, "sym", None)
+        if sym is None:
+            raise ValueError("no symmetry codes: pass sym=... or give the batch a 'sym' field")
+    return sym
+
+
+def d1_mask(sym: Tensor) -> Tensor:
+    """[N] bool: neurons whose factor is always 1 (fixed input/output neurons and symmetry ``none``)."""
+    return (sym == Symmetry.FIXED) | (sym == Symmetry.NONE)
+
+
+def inverse_norm2(h: Tensor, sym: Tensor) -> Tensor:
+    """[N, 1] denominator n_i such that ``h_i / n_i`` transforms as 1/d_i.
+
+    ``||h_i||²`` (clamped at :data:`TINY`) for neurons with non-unit |d| (positive_scale, scale);
+    ``||h_i||² + 1`` where |d| = 1 (sign, none, fixed), which is bounded and still exactly invariant.
+    """
+    n2 = (h * h).sum(-1, keepdim=True)
+    homog = ((sym == Symmetry.POSITIVE_SCALE) | (sym == Symmetry.SCALE)).unsqueeze(-1)
+    return torch.where(homog, n2.clamp_min(TINY), n2 + 1.0)
+
+
+class Canonicalize(nn.Module):
+    r"""Invariant per-node features of equivariant features, chosen by each node's symmetry.
+
+    .. math::
+        \mathrm{inv}(h_i) = \begin{cases}
+            h_i & \text{fixed, none } (d = 1)\\
+            h_i / \lVert h_i\rVert & \text{positive\_scale } (d > 0)\\
+            h_i \odot U h_i / \lVert h_i\rVert & \text{sign } (d = \pm 1)\\
+            h_i \odot U h_i / \lVert h_i\rVert^2 & \text{scale } (d \ne 0)
+        \end{cases}
+
+    with a bias-free learned ``U`` (``quadratic=True``; otherwise ``U = I``, i.e. h² and |h|-like forms).
+    Norms are clamped at :data:`TINY` (never ``+ eps``), so each branch is exactly homogeneous of degree 0.
+
+    Law: ``inv(d_i h_i) == inv(h_i)`` for every d_i allowed by the node's symmetry.
+
+    Args:
+        channels: C, feature width.
+        quadratic: learn ``U`` for the sign/scale branches (default: True).
+
+    Shapes:
+        h: [N, C], sym: [N] long -> [N, C].
+    """
+
+    def __init__(self, channels: int, quadratic: bool = True):
+        super().__init__()
+        if channels < 1:
+            raise ValueError(f"Canonicalize: channels must be >= 1, got {channels}")
+        self.channels = channels
+        self.quadratic = quadratic
+        self.U = nn.Linear(channels, channels, bias=False) if quadratic else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.U is not None:
+            with torch.no_grad():
+                # start near U = I (so h ⊙ Uh ≈ h², an even function) plus a small random mix
+                nn.init.normal_(self.U.weight, std=0.1 / self.channels ** 0.5)
+                self.U.weight.add_(torch.eye(self.channels, dtype=self.U.weight.dtype))
+
+    def forward(self, h: Tensor, sym: Tensor) -> Tensor:
+        n2 = (h * h).sum(-1, keepdim=True).clamp_min(TINY)
+        rn = n2.rsqrt()
+        v = self.U(h) if self.U is not None else h
+        hv = h * v
+        s = sym.unsqueeze(-1)
+        out = torch.where(s == Symmetry.POSITIVE_SCALE, h * rn, h)
+        out = torch.where(s == Symmetry.SIGN, hv * rn, out)
+        out = torch.where(s == Symmetry.SCALE, hv / n2, out)
+        return out
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.channels}, quadratic={self.quadratic})"
+
+
+def fixed_index(batch, num_nodes: int, device) -> Tensor:
+    """[N] long: index of each node inside its (graph, layer); meaningful for fixed (input/output) neurons,
+    whose identity is not permuted (the group never moves them)."""
+    layer = getattr(batch, "layer", None)
+    ar = torch.arange(num_nodes, device=device)
+    if layer is None:
+        return torch.zeros(num_nodes, dtype=torch.long, device=device)
+    bvec = getattr(batch, "batch", None)
+    if bvec is None:
+        bvec = torch.zeros(num_nodes, dtype=torch.long, device=device)
+    key = bvec * (int(layer.max()) + 1 if num_nodes else 1) + layer
+    first = scatter(ar, key, 0, dim_size=int(key.max()) + 1 if num_nodes else 0, reduce="min")
+    return ar - first[key]
+
+
+def role_pool(feat: Tensor, batch, num_graphs: int, reduce: str = "mean") -> Tensor:
+    """Pool node features per (graph, role) -> [B, 3, C] (input, hidden, output); empty groups give 0."""
+    n = feat.shape[0]
+    bvec = getattr(batch, "batch", None)
+    if bvec is None:
+        bvec = torch.zeros(n, dtype=torch.long, device=feat.device)
+    role = getattr(batch, "role", None)
+    if role is None:
+        role = torch.full((n,), int(Role.HIDDEN), dtype=torch.long, device=feat.device)
+    key = bvec * 3 + role
+    out = scatter(feat, key, 0, dim_size=num_graphs * 3, reduce=reduce)
+    return out.view(num_graphs, 3, -1)
