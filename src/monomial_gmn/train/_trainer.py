@@ -1,0 +1,492 @@
+"""Training and evaluation of metanetworks on zoos: seeded, resumable, distributed.
+
+A run lives in a directory ``RUN/``:
+
+=================  ===============================================================================
+``config.json``    the :class:`TrainConfig` (plain JSON)
+``checkpoint.pt``  written atomically every ``checkpoint_every`` steps and after every epoch: model,
+                   optimizer, step, epoch, best weights and early-stopping state (tensors, numbers,
+                   strings, dicts only: it loads with ``torch.load(weights_only=True)``)
+``model.pt``       the selected (best validation) weights, written at the end
+``metrics.json``   validation and test metrics of the selected weights, history, cost figures
+=================  ===============================================================================
+
+Determinism: every random draw of step t (augmentation, dropout) comes from generators seeded by
+``(seed, t, rank)``, and the batches of epoch e from ``(seed, e)``, so the state after a step depends only on
+the checkpoint it started from. A run killed at any moment (even SIGKILL: checkpoints are renamed into
+place) and resumed with ``resume=True`` ends with exactly the metrics of an uninterrupted run.
+
+Distributed: under ``torchrun --nproc_per_node=N`` the same entry point wraps the model in
+DistributedDataParallel; each rank takes a strided share of every global batch
+(:class:`DistributedBatchSampler`) and the loss is the per-net sum divided by the global batch size times N,
+so DDP's gradient average equals the single-process gradient of the same global batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .._errors import ZooFormatError
+from .._io import atomic_torch_save, atomic_write_json, safe_torch_load
+from ._augment import parse_augment
+from ._distributed import DistContext, dist_context
+from ._sampler import DistributedBatchSampler
+from ._tasks import Task, make_task
+
+__all__ = ["TrainConfig", "train", "evaluate_run", "evaluate_model", "open_zoo", "load_run", "MODEL_NAMES",
+           "GBM_MODELS"]
+
+MODEL_NAMES = ("monomial", "gmn", "statnn", "np", "statnn-gbm")
+GBM_MODELS = ("statnn-gbm",)
+_CKPT_VERSION = 1
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run (saved as ``RUN/config.json``).
+
+    Attributes:
+        zoo: zoo path; task: task name; model: model name (see :data:`MODEL_NAMES`); out: run directory.
+        epochs: training epochs; batch_size: global batch (nets per step, summed over processes).
+        lr, weight_decay: AdamW; warmup: fraction of all steps with linear warm-up, then cosine to 0.
+        clip: gradient-norm clip (0 = off); hidden_dim, num_layers: model size.
+        augment: training augmentation (``none``, level ``k``, ``scale:S``, ``sign``; see ``parse_augment``).
+        seed: training seed; split_seed: seed of the zoo's train/val/test split.
+        patience: early stopping after this many epochs without a better validation metric (0 = off).
+        checkpoint_every: steps between checkpoints (the end of every epoch is checkpointed as well).
+        activation: use only the zoo's nets with this recorded activation (``relu``/``tanh``; None = all).
+        edit: the inr-editing target (``dilate`` or ``contrast``).
+        eval_batch_size: nets per evaluation batch; device: ``auto``, ``cpu`` or ``cuda``.
+        model_kwargs: extra keyword arguments for ``build_model``.
+    """
+
+    zoo: str
+    task: str
+    model: str
+    out: str
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    warmup: float = 0.05
+    clip: float = 1.0
+    hidden_dim: int = 32
+    num_layers: int = 3
+    augment: str = "none"
+    seed: int = 0
+    split_seed: int = 0
+    patience: int = 0
+    checkpoint_every: int = 100
+    activation: str | None = None
+    edit: str = "dilate"
+    eval_batch_size: int = 256
+    device: str = "auto"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> "TrainConfig":
+        """Raise ValueError naming the first bad option."""
+        if self.model not in MODEL_NAMES:
+            raise ValueError(f"unknown model {self.model!r}; expected one of {', '.join(MODEL_NAMES)}")
+        make_task(self.task, **({"edit": self.edit} if self.task == "inr-editing" else {}))
+        for name in ("epochs", "batch_size", "hidden_dim", "num_layers", "checkpoint_every", "eval_batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "weight_decay", "clip", "warmup"):
+            v = float(getattr(self, name))
+            if not math.isfinite(v) or v < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {v}")
+        if self.lr <= 0:
+            raise ValueError(f"--lr must be positive, got {self.lr}")
+        if self.warmup > 1:
+            raise ValueError(f"--warmup is a fraction of all steps in [0, 1], got {self.warmup}")
+        if self.patience < 0:
+            raise ValueError(f"--patience must be >= 0, got {self.patience}")
+        if self.activation not in (None, "relu", "tanh"):
+            raise ValueError(f"--activation must be relu or tanh, not {self.activation!r}")
+        parse_augment(self.augment)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+def open_zoo(path: str | os.PathLike, activation: str | None = None):
+    """``monomial_gmn.data.load_zoo`` with user-facing errors (a missing path or an empty subset → one line)."""
+    from ..data import load_zoo
+
+    p = Path(path)
+    if not p.exists():
+        raise ZooFormatError(f"{p}: no such zoo (build one with 'monomial-gmn zoo build')")
+    zoo = load_zoo(p, activation=activation)
+    if len(zoo) == 0:
+        what = f" with activation '{activation}'" if activation else ""
+        raise ZooFormatError(f"{p}: the zoo holds no networks{what}")
+    return zoo
+
+
+def _mix(*xs: int) -> int:
+    """A 63-bit seed from integers (splitmix-style), stable across runs and platforms."""
+    h = 0x9E3779B97F4A7C15
+    for x in xs:
+        h = (h ^ (int(x) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        h ^= h >> 31
+    return h & 0x7FFFFFFFFFFFFFFF
+
+
+def _lr_factor(step: int, total: int, warmup: float) -> float:
+    """Linear warm-up over ``warmup·total`` steps, then cosine decay to 0 at ``total``."""
+    w = int(round(warmup * total))
+    if w > 0 and step < w:
+        return (step + 1) / w
+    if total <= w:
+        return 1.0
+    t = (step - w) / max(1, total - w)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+
+def build_backbone(cfg: TrainConfig, task: Task, zoo: Any) -> Any:
+    """The model named by ``cfg.model`` for ``task`` (an nn.Module, or the scikit-learn ``statnn-gbm``)."""
+    from ..models import build_model
+
+    kwargs = dict(cfg.model_kwargs)
+    if cfg.model in GBM_MODELS:
+        if not task.supports_gbm:
+            raise ValueError(f"model '{cfg.model}' only supports the generalization task, not '{task.name}'")
+        kwargs.setdefault("random_state", cfg.seed)
+        return build_model(cfg.model, out_dim=task.out_dim, **kwargs)
+    return build_model(cfg.model, out_dim=task.out_dim, readout=task.readout, hidden_dim=cfg.hidden_dim,
+                       num_layers=cfg.num_layers, **kwargs)
+
+
+def _task_for(cfg: TrainConfig) -> Task:
+    return make_task(cfg.task, **({"edit": cfg.edit} if cfg.task == "inr-editing" else {}))
+
+
+def _splits(zoo: Any, cfg: TrainConfig) -> dict[str, np.ndarray]:
+    sp = zoo.split(cfg.split_seed)
+    out = {k: np.asarray(sp[k], dtype=np.int64) for k in ("train", "val", "test")}
+    for k, v in out.items():
+        if len(v) == 0:
+            raise ValueError(f"the zoo's {k} split is empty ({len(zoo)} networks); use a larger zoo")
+    return out
+
+
+def _num_params(model: Any) -> int:
+    return int(sum(p.numel() for p in model.parameters())) if isinstance(model, nn.Module) else 0
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+@torch.no_grad()
+def evaluate_model(module: nn.Module, zoo: Any, task: Task, idx: np.ndarray, augment: str = "none",
+                   seed: int = 12345, batch_size: int = 256, device: torch.device | str = "cpu",
+                   dtype: torch.dtype = torch.float32) -> dict[str, float]:
+    """Metrics of a task module on the nets ``idx``, each transformed by ``augment`` (generators seeded by
+    ``(seed, batch number)``, so two models see the very same transformed nets)."""
+    aug = parse_augment(augment)
+    was_training = module.training
+    module.eval()
+    preds, targets = [], []
+    for b, start in enumerate(range(0, len(idx), batch_size)):
+        chunk = idx[start:start + batch_size]
+        batch = aug(zoo.batch(chunk, dtype=dtype), torch.Generator().manual_seed(_mix(seed, b)))
+        out = module(batch.to(device))
+        preds.append(task.predictions(out).detach().cpu())
+        targets.append(task.targets(chunk))
+    module.train(was_training)
+    return task.metrics(torch.cat(preds), torch.cat(targets))
+
+
+def _gbm_predict(model: Any, zoo: Any, idx: np.ndarray, augment: str, seed: int, batch_size: int,
+                 dtype: torch.dtype) -> Tensor:
+    aug = parse_augment(augment)
+    outs = []
+    for b, start in enumerate(range(0, len(idx), batch_size)):
+        chunk = idx[start:start + batch_size]
+        batch = aug(zoo.batch(chunk, dtype=dtype), torch.Generator().manual_seed(_mix(seed, b)))
+        outs.append(torch.as_tensor(np.asarray(model.predict(batch), dtype=np.float64)).reshape(-1))
+    return torch.cat(outs)
+
+
+def evaluate_gbm(model: Any, zoo: Any, task: Task, idx: np.ndarray, augment: str = "none", seed: int = 12345,
+                 batch_size: int = 256, dtype: torch.dtype = torch.float32) -> dict[str, float]:
+    """Metrics of a fitted ``statnn-gbm`` model (predictions are already in target space)."""
+    pred = _gbm_predict(model, zoo, idx, augment, seed, batch_size, dtype)
+    return task.metrics(pred, task.targets(idx))
+
+
+# ---------------------------------------------------------------------------------------------------- training
+def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    mine = cfg.to_dict()
+    diff = [k for k in mine if k not in ("out", "zoo", "device", "checkpoint_every") and saved.get(k) != mine[k]]
+    if diff:
+        k = diff[0]
+        raise ValueError(f"{path}: cannot resume: the run was started with {k}={saved.get(k)!r}, "
+                         f"not {mine[k]!r} (use the same options or a new --out)")
+
+
+def train(cfg: TrainConfig, resume: bool = False, zoo: Any = None, progress: bool = True,
+          _crash_after_step: int | None = None) -> dict[str, Any]:
+    """Train a model as configured; returns (and on rank 0 writes ``RUN/metrics.json``) the final metrics.
+
+    Args:
+        cfg: the run's configuration (validated here).
+        resume: continue from ``RUN/checkpoint.pt`` if it exists (a finished run returns its metrics).
+        zoo: an already opened zoo (default: open ``cfg.zoo``, keeping ``cfg.activation``'s subset).
+        progress: show a tqdm bar with live loss / learning rate / validation metric (rank 0 only).
+
+    Raises:
+        ValueError / ZooFormatError: a bad option or zoo, with a one-line message.
+    """
+    cfg.validate()
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out}: exists and is not a directory")
+    ckpt_path = out / "checkpoint.pt"
+    if not resume and (out / "metrics.json").exists():
+        raise ValueError(f"{out}: already holds a finished run (use --resume to reuse it, or a new --out)")
+    task = _task_for(cfg)
+    if zoo is None:
+        zoo = open_zoo(cfg.zoo, cfg.activation)
+    task.setup(zoo)
+    splits = _splits(zoo, cfg)
+    ctx = dist_context(cfg.device)
+    try:
+        if cfg.model in GBM_MODELS:
+            return _train_gbm(cfg, task, zoo, splits, ctx, resume)
+        return _train_sgd(cfg, task, zoo, splits, ctx, resume, progress, ckpt_path, _crash_after_step)
+    finally:
+        ctx.close()
+
+
+def _train_gbm(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndarray], ctx: DistContext,
+               resume: bool) -> dict[str, Any]:
+    out = Path(cfg.out)
+    if resume and (out / "metrics.json").exists():
+        return json.loads((out / "metrics.json").read_text())
+    t0 = time.perf_counter()
+    model = build_backbone(cfg, task, zoo)
+    # Training copies are transformed once by the training augmentation (the GBM is not SGD-trained).
+    aug = parse_augment(cfg.augment)
+    batch = aug(zoo.batch(splits["train"], dtype=torch.float32), torch.Generator().manual_seed(_mix(cfg.seed, 0)))
+    model.fit(batch, task.targets(splits["train"]).numpy())
+    metrics = {
+        "val": evaluate_gbm(model, zoo, task, splits["val"], batch_size=cfg.eval_batch_size),
+        "test": evaluate_gbm(model, zoo, task, splits["test"], batch_size=cfg.eval_batch_size),
+    }
+    result = _result(cfg, task, zoo, splits, metrics, None, [], 0, 0, 0, time.perf_counter() - t0, ctx)
+    if ctx.is_main:
+        atomic_write_json(out / "config.json", cfg.to_dict())
+        atomic_write_json(out / "metrics.json", result)
+    return result
+
+
+def _result(cfg, task, zoo, splits, metrics, best_epoch, history, steps, params, nets_seen, seconds,
+            ctx) -> dict[str, Any]:
+    return {
+        "task": task.name, "model": cfg.model, "metric": task.metric, "activation": cfg.activation,
+        "val": metrics["val"], "test": metrics["test"], "best_epoch": best_epoch, "steps": steps,
+        "epochs_run": len(history), "history": history, "params": params,
+        "nets": {k: int(len(v)) for k, v in splits.items()}, "world_size": ctx.world_size,
+        "train_seconds": round(seconds, 3),
+        "train_nets_per_second": round(nets_seen / seconds, 2) if seconds > 0 else None,
+        "peak_rss_mb": round(_peak_rss_mb(), 1), "augment": parse_augment(cfg.augment).label, "seed": cfg.seed,
+    }
+
+
+def _train_sgd(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndarray], ctx: DistContext,
+               resume: bool, progress: bool, ckpt_path: Path, crash_after: int | None) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    out = Path(cfg.out)
+    dtype = torch.float32
+    torch.manual_seed(_mix(cfg.seed, 0xB11D))
+    module = task.wrap(build_backbone(cfg, task, zoo), zoo).to(ctx.device)
+    params = _num_params(module)
+    opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sampler = DistributedBatchSampler(splits["train"], cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
+    spe = len(sampler)
+    total = cfg.epochs * spe
+    aug = parse_augment(cfg.augment)
+
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "best_metric": None, "best_epoch": -1, "bad_epochs": 0,
+                             "history": [], "done": False, "seconds": 0.0, "nets_seen": 0}
+    best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    if resume and ckpt_path.exists():
+        try:
+            ck = safe_torch_load(ckpt_path)
+        except Exception as exc:
+            raise ValueError(f"{ckpt_path}: unreadable checkpoint ({str(exc).splitlines()[0]})") from None
+        if not isinstance(ck, dict) or ck.get("version") != _CKPT_VERSION:
+            raise ValueError(f"{ckpt_path}: not a checkpoint of this version of monomial-gmn")
+        _check_resume_config(ck["config"], cfg, ckpt_path)
+        module.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        best_state = ck["best_state"]
+        state.update(ck["state"])
+    elif ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "config.json", cfg.to_dict())
+
+    def save() -> None:
+        if ctx.is_main:
+            atomic_torch_save({"version": _CKPT_VERSION, "config": cfg.to_dict(), "model": module.state_dict(),
+                               "optimizer": opt.state_dict(), "best_state": best_state, "state": dict(state)},
+                              ckpt_path)
+
+    net = module
+    if ctx.distributed:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        net = DDP(module, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    bar = tqdm(total=total, initial=state["step"], desc=f"train {cfg.model}", unit="step", dynamic_ncols=True,
+               disable=not (progress and ctx.is_main), leave=False)
+    t_start = time.perf_counter() - state["seconds"]
+    module.train()
+    while not state["done"] and state["epoch"] < cfg.epochs:
+        epoch = state["epoch"]
+        for local_idx, gcount in sampler.batches(epoch, start=state["step"] - epoch * spe):
+            step = state["step"]
+            torch.manual_seed(_mix(cfg.seed, step, ctx.rank, 1))
+            gen = torch.Generator().manual_seed(_mix(cfg.seed, step, ctx.rank, 2))
+            batch = aug(zoo.batch(local_idx, dtype=dtype), gen).to(ctx.device)
+            target = task.targets(local_idx).to(ctx.device)
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * _lr_factor(step, total, cfg.warmup)
+            output = net(batch)
+            loss = task.loss(output, target).sum() * (ctx.world_size / gcount)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip > 0:
+                torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.clip)
+            opt.step()
+            state["step"] = step + 1
+            state["nets_seen"] += gcount
+            state["seconds"] = time.perf_counter() - t_start
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()) / ctx.world_size:.4g}",
+                            lr=f"{opt.param_groups[0]['lr']:.2e}",
+                            **({f"val_{task.metric}": f"{state['best_metric']:.4f}"}
+                               if state["best_metric"] is not None else {}))
+            if state["step"] % cfg.checkpoint_every == 0:
+                save()
+            if crash_after is not None and state["step"] >= crash_after:
+                bar.close()
+                raise _SimulatedCrash(state["step"])
+        # end of epoch: validation, model selection, early stopping (identical on every rank)
+        val = evaluate_model(module, zoo, task, splits["val"], batch_size=cfg.eval_batch_size, device=ctx.device)
+        module.train()
+        score = val[task.metric]
+        state["history"].append({"epoch": epoch + 1, "step": state["step"], **{f"val_{k}": v for k, v in val.items()}})
+        if task.better(score, state["best_metric"]):
+            state.update(best_metric=score, best_epoch=epoch + 1, bad_epochs=0)
+            best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch + 1
+        if cfg.patience and state["bad_epochs"] >= cfg.patience:
+            state["done"] = True
+        state["seconds"] = time.perf_counter() - t_start
+        save()
+    bar.close()
+    seconds = state["seconds"]
+    module.load_state_dict(best_state)
+    metrics = {split: evaluate_model(module, zoo, task, splits[split], batch_size=cfg.eval_batch_size,
+                                     device=ctx.device) for split in ("val", "test")}
+    result = _result(cfg, task, zoo, splits, metrics, state["best_epoch"], state["history"], state["step"],
+                     params, state["nets_seen"], seconds, ctx)
+    if ctx.is_main:
+        atomic_torch_save({"config": cfg.to_dict(), "model": best_state}, out / "model.pt")
+        atomic_write_json(out / "metrics.json", result)
+    ctx.barrier()
+    return result
+
+
+class _SimulatedCrash(RuntimeError):
+    """Raised by ``train(_crash_after_step=k)`` to simulate a process killed after step k (tests only)."""
+
+
+# ---------------------------------------------------------------------------------------------------- evaluation
+def load_run(run: str | os.PathLike) -> tuple[TrainConfig, dict[str, Tensor]]:
+    """The configuration and the selected weights of a finished run directory."""
+    run = Path(run)
+    if not run.is_dir():
+        raise FileNotFoundError(f"{run}: no such run directory")
+    cfg_path, model_path = run / "config.json", run / "model.pt"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{cfg_path}: missing (is {run} a run directory written by 'monomial-gmn train'?)")
+    try:
+        cfg = TrainConfig.from_dict(json.loads(cfg_path.read_text()))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ValueError(f"{cfg_path}: malformed run configuration ({exc})") from None
+    if cfg.model in GBM_MODELS:
+        return cfg, {}
+    if not model_path.is_file():
+        raise FileNotFoundError(f"{model_path}: missing; the run has not finished (continue it with --resume)")
+    try:
+        saved = safe_torch_load(model_path)
+    except Exception as exc:
+        raise ValueError(f"{model_path}: unreadable ({str(exc).splitlines()[0]})") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("model"), dict):
+        raise ValueError(f"{model_path}: not a model file written by 'monomial-gmn train'")
+    return cfg, saved["model"]
+
+
+def evaluate_run(run: str | os.PathLike, augments: list[str], zoo_path: str | None = None,
+                 split: str = "test", seed: int = 12345, zoo: Any = None) -> dict[str, Any]:
+    """Evaluate a finished run's selected model on a split under each augmentation spec.
+
+    Returns ``{"run", "task", "model", "split", "metric", "rows": [{"augment", **metrics}]}``.
+    """
+    cfg, weights = load_run(run)
+    augs = [parse_augment(a) for a in augments]
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be train, val or test, not {split!r}")
+    task = _task_for(cfg)
+    if zoo is None:
+        zoo = open_zoo(zoo_path or cfg.zoo, cfg.activation)
+    task.setup(zoo)
+    idx = _splits(zoo, cfg)[split]
+    rows = []
+    if cfg.model in GBM_MODELS:
+        model = build_backbone(cfg, task, zoo)
+        tr = _splits(zoo, cfg)["train"]
+        batch = parse_augment(cfg.augment)(zoo.batch(tr, dtype=torch.float32),
+                                           torch.Generator().manual_seed(_mix(cfg.seed, 0)))
+        model.fit(batch, task.targets(tr).numpy())  # deterministic refit (scikit-learn models are not saved)
+        for a in augs:
+            rows.append({"augment": a.label, **evaluate_gbm(model, zoo, task, idx, a, seed, cfg.eval_batch_size)})
+    else:
+        torch.manual_seed(_mix(cfg.seed, 0xB11D))
+        module = task.wrap(build_backbone(cfg, task, zoo), zoo)
+        try:
+            module.load_state_dict(weights)
+        except RuntimeError as exc:
+            raise ValueError(f"{run}: the saved weights do not fit model '{cfg.model}' "
+                             f"({str(exc).splitlines()[0]})") from None
+        for a in augs:
+            rows.append({"augment": a.label,
+                         **evaluate_model(module, zoo, task, idx, a, seed, cfg.eval_batch_size)})
+    return {"run": str(run), "task": task.name, "model": cfg.model, "split": split, "metric": task.metric,
+            "rows": rows}
+
