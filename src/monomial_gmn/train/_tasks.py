@@ -169,24 +169,23 @@ class INRClassificationTask(Task):
 
 
 class _Editor(nn.Module):
-    """Backbone (equivariant readout) edits the weights: G' = G + α·f(G); renders G' on the image grid."""
+    """Backbone with an equivariant readout returns the edited graph G' (new x / edge_attr, e.g. G + Δ(G));
+    the module renders G' on the image grid. Rendering is invariant to the group, so the loss is too."""
 
     def __init__(self, backbone: nn.Module, renderer: INRRenderer, coords: Tensor):
         super().__init__()
         self.backbone = backbone
         self.renderer = renderer
         self.register_buffer("coords", coords, persistent=False)
-        self.alpha = nn.Parameter(torch.tensor(0.01))  # a scalar commutes with the group action
 
     def forward(self, batch) -> Tensor:
         out = self.backbone(batch)
-        x_delta, e_delta = getattr(out, "x", None), getattr(out, "edge_attr", None)
-        if x_delta is None or e_delta is None:
+        x, e = getattr(out, "x", None), getattr(out, "edge_attr", None)
+        if x is None or e is None:
             raise TypeError("the inr-editing task needs a model with an equivariant readout returning a graph "
                             "batch with x and edge_attr")
-        x = batch.x + self.alpha * x_delta.reshape(batch.x.shape)
-        e = batch.edge_attr + self.alpha * e_delta.reshape(batch.edge_attr.shape)
-        return self.renderer(x, e, self.coords.to(e.dtype)).squeeze(-1)  # [B, H*W]
+        return self.renderer(x.reshape(batch.x.shape), e.reshape(batch.edge_attr.shape),
+                             self.coords.to(e.dtype)).squeeze(-1)  # [B, H*W]
 
 
 class INREditingTask(Task):

@@ -189,6 +189,14 @@ def _splits(zoo: Any, cfg: TrainConfig) -> dict[str, np.ndarray]:
     return out
 
 
+def _fit_normalizer(backbone: Any, zoo: Any, idx: np.ndarray, batch_size: int) -> None:
+    """Models with dataset-level normalisation constants (``fit_normalizer``) fit them on the whole,
+    untransformed training split — the same on every rank, so distributed runs stay identical."""
+    if hasattr(backbone, "fit_normalizer"):
+        backbone.fit_normalizer(zoo.batch(idx[s:s + batch_size], dtype=torch.float32)
+                                for s in range(0, len(idx), batch_size))
+
+
 def _num_params(model: Any) -> int:
     return int(sum(p.numel() for p in model.parameters())) if isinstance(model, nn.Module) else 0
 
@@ -289,12 +297,15 @@ def _train_gbm(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndar
     # Training copies are transformed once by the training augmentation (the GBM is not SGD-trained).
     aug = parse_augment(cfg.augment)
     batch = aug(zoo.batch(splits["train"], dtype=torch.float32), torch.Generator().manual_seed(_mix(cfg.seed, 0)))
-    model.fit(batch, task.targets(splits["train"]).numpy())
+    val_batch = zoo.batch(splits["val"], dtype=torch.float32)
+    model.fit(batch, task.targets(splits["train"]).numpy(), val_batch, task.targets(splits["val"]).numpy())
     metrics = {
         "val": evaluate_gbm(model, zoo, task, splits["val"], batch_size=cfg.eval_batch_size),
         "test": evaluate_gbm(model, zoo, task, splits["test"], batch_size=cfg.eval_batch_size),
     }
-    result = _result(cfg, task, zoo, splits, metrics, None, [], 0, 0, 0, time.perf_counter() - t0, ctx)
+    params = int(model.num_parameters()) if hasattr(model, "num_parameters") else 0
+    result = _result(cfg, task, zoo, splits, metrics, None, [], 0, params, len(splits["train"]),
+                     time.perf_counter() - t0, ctx)
     if ctx.is_main:
         atomic_write_json(out / "config.json", cfg.to_dict())
         atomic_write_json(out / "metrics.json", result)
@@ -321,7 +332,9 @@ def _train_sgd(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndar
     out = Path(cfg.out)
     dtype = torch.float32
     torch.manual_seed(_mix(cfg.seed, 0xB11D))
-    module = task.wrap(build_backbone(cfg, task, zoo), zoo).to(ctx.device)
+    backbone = build_backbone(cfg, task, zoo)
+    _fit_normalizer(backbone, zoo, splits["train"], cfg.eval_batch_size)
+    module = task.wrap(backbone, zoo).to(ctx.device)
     params = _num_params(module)
     opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sampler = DistributedBatchSampler(splits["train"], cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
@@ -473,7 +486,9 @@ def evaluate_run(run: str | os.PathLike, augments: list[str], zoo_path: str | No
         tr = _splits(zoo, cfg)["train"]
         batch = parse_augment(cfg.augment)(zoo.batch(tr, dtype=torch.float32),
                                            torch.Generator().manual_seed(_mix(cfg.seed, 0)))
-        model.fit(batch, task.targets(tr).numpy())  # deterministic refit (scikit-learn models are not saved)
+        va = _splits(zoo, cfg)["val"]
+        # a deterministic refit: scikit-learn models are not saved (they could only be pickled)
+        model.fit(batch, task.targets(tr).numpy(), zoo.batch(va, dtype=torch.float32), task.targets(va).numpy())
         for a in augs:
             rows.append({"augment": a.label, **evaluate_gbm(model, zoo, task, idx, a, seed, cfg.eval_batch_size)})
     else:
