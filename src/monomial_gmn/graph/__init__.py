@@ -5,6 +5,7 @@ from ._batch import GraphLoader, batch_graphs, batch_stacked
 from ._convert import (ConvertContext, LayerConversion, graph_spec, op_symmetry, register_converter, register_op,
                        register_spec_builder, to_graph, to_module)
 from ._modules import Sine
+from ._networkx import graph_from_networkx, graph_to_networkx
 from ._parameter_graph import ParameterGraph, kernel_side, pad_canvas
 from ._spec import GraphSpec, LayerRecord
 from ._symmetry import Role, Symmetry, meet
@@ -13,5 +14,5 @@ __all__ = [
     "ParameterGraph", "GraphSpec", "LayerRecord", "Symmetry", "Role", "meet", "Sine",
     "to_graph", "to_module", "graph_spec", "register_converter", "register_op", "register_spec_builder",
     "op_symmetry", "ConvertContext", "LayerConversion", "batch_graphs", "batch_stacked", "GraphLoader",
-    "kernel_side", "pad_canvas",
+    "kernel_side", "pad_canvas", "graph_to_networkx", "graph_from_networkx",
 ]

@@ -109,6 +109,19 @@ class ParameterGraph(Data):
             "symmetry": self.symmetry_counts(),
         }
 
+    def to_networkx(self) -> Any:
+        """This graph as a ``networkx.DiGraph`` (see :func:`monomial_gmn.graph.graph_to_networkx`)."""
+        from ._networkx import graph_to_networkx
+
+        return graph_to_networkx(self)
+
+    @classmethod
+    def from_networkx(cls, G: Any) -> "ParameterGraph":
+        """The exact inverse of :meth:`to_networkx` (see :func:`monomial_gmn.graph.graph_from_networkx`)."""
+        from ._networkx import graph_from_networkx
+
+        return graph_from_networkx(G, cls)
+
     def validate(self) -> "ParameterGraph":
         """Check shapes, dtypes and finiteness; raise ``ValueError`` naming the bad field. Returns self."""
         n = self.num_nodes
