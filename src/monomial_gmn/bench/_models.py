@@ -1,0 +1,37 @@
+"""Lazy access to the metanetworks under test; a missing model is reported, never a crash."""
+
+from __future__ import annotations
+
+from torch import nn
+
+__all__ = ["ModelUnavailable", "build_bench_model", "MODEL_NAMES"]
+
+MODEL_NAMES = ("monomial", "gmn", "statnn", "np")
+
+
+class ModelUnavailable(RuntimeError):
+    """The requested model cannot be built here (module not present, unknown name, bad option)."""
+
+
+def build_bench_model(name: str, out_dim: int, hidden_dim: int, num_layers: int,
+                      readout: str = "invariant") -> nn.Module:
+    """``monomial_gmn.models.build_model(name, ...)``, or ``nn.MonomialGMN`` when only that exists.
+
+    Raises:
+        ModelUnavailable: with the reason, when the model cannot be built in this installation.
+    """
+    try:
+        from ..models import build_model
+    except ImportError as exc:
+        if name != "monomial":
+            raise ModelUnavailable(f"monomial_gmn.models is not importable ({exc})") from None
+        try:
+            from ..nn import MonomialGMN
+        except ImportError as exc2:
+            raise ModelUnavailable(f"neither monomial_gmn.models nor monomial_gmn.nn.MonomialGMN is importable "
+                                   f"({exc}; {exc2})") from None
+        return MonomialGMN(out_dim=out_dim, hidden_dim=hidden_dim, num_layers=num_layers, readout=readout)
+    try:
+        return build_model(name, out_dim, readout=readout, hidden_dim=hidden_dim, num_layers=num_layers)
+    except (KeyError, ValueError, TypeError, NotImplementedError) as exc:
+        raise ModelUnavailable(f"build_model({name!r}) failed: {type(exc).__name__}: {exc}") from None

@@ -1,0 +1,61 @@
+"""Timing and machine facts: warm-up then repeated runs, median reported; load average; peak RSS."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from typing import Callable
+
+import torch
+
+__all__ = ["Timing", "time_it", "loadavg", "peak_rss_mb", "machine_info"]
+
+
+class Timing(dict):
+    """Seconds per call: ``median``, ``min``, ``max`` and every repetition (``runs``)."""
+
+
+def time_it(fn: Callable[[], object], warmup: int, reps: int) -> Timing:
+    """Call ``fn`` ``warmup`` times untimed, then ``reps`` times timed (wall clock, ``perf_counter``)."""
+    if reps < 1:
+        raise ValueError(f"reps must be >= 1, got {reps}")
+    for _ in range(max(warmup, 0)):
+        fn()
+    runs = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t0)
+    return Timing(median=statistics.median(runs), min=min(runs), max=max(runs), runs=runs)
+
+
+def loadavg() -> list[float] | None:
+    """``os.getloadavg()`` (1, 5, 15 min), or None where the platform lacks it."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB (``resource.getrusage(...).ru_maxrss``)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0  # bytes on macOS, KiB on Linux
+
+
+def machine_info() -> dict:
+    """Platform, Python/torch versions, CPU count and the current load."""
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads_default": torch.get_num_threads(),
+        "loadavg": loadavg(),
+    }
