@@ -36,7 +36,7 @@ class StatNNGBM:
             classes.
         task: ``"regression"`` or ``"classification"``.
         max_layers: K, layer slots (default: 8).
-        seed: ``random_state`` of the boosters (default: 0).
+        seed: ``random_state`` of the boosters (default: 0); ``random_state=`` is accepted as an alias.
         **gbm_kwargs: passed to the scikit-learn estimator (defaults: ``max_iter=500``,
             ``learning_rate=0.05``, ``max_leaf_nodes=15``, ``min_samples_leaf=10``, ``l2_regularization=1.0``).
 
@@ -47,7 +47,9 @@ class StatNNGBM:
     is_torch_trainable = False
 
     def __init__(self, out_dim: int = 1, task: str = "regression", max_layers: int = 8, seed: int = 0,
-                 **gbm_kwargs):
+                 random_state: int | None = None, **gbm_kwargs):
+        if random_state is not None:
+            seed = int(random_state)
         if task not in ("regression", "classification"):
             raise ValueError(f"StatNNGBM: task must be 'regression' or 'classification', not {task!r}")
         if out_dim < 1:

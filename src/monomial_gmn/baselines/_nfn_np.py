@@ -4,6 +4,7 @@ Neural Functionals"), re-implemented from the paper's equations on ParameterGrap
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 import torch
 from torch import Tensor, nn
@@ -203,26 +204,28 @@ class NFNNP(nn.Module):
         readout: ``"invariant"`` or ``"equivariant"``.
         hidden_dim: channels c (default: 128).
         num_layers: NP layers (default: 4).
-        depth: L, parametric layers of the zoo's networks (default: 4).
+        depth: L, parametric layers of the zoo's networks (default: None, inferred from the first batch).
         kernel_side: largest kernel canvas S read (default: 3); smaller ones are zero-padded.
         io_encoding: width of each input/output index encoding, 0 to disable (default: 8).
         norm: ``"layer"`` (default) or ``"none"``, as in :class:`GMN`.
         dropout: dropout in the head (default: 0).
 
-    Every NP layer has its own maps per parametric layer, so the zoo's depth L is fixed at construction
-    (``depth``, default 4: the Small CNN Zoo); a batch of another depth raises ``ValueError``.
+    Every NP layer has its own maps per parametric layer, so the NP layers exist only once the zoo's depth L
+    is known: give ``depth`` (4 for the Small CNN Zoo, 3 for 2→32→32→1 SIRENs), or leave it ``None`` and
+    call :meth:`fit_normalizer` with the training batches (the trainer does, before building its optimiser)
+    or run one forward pass before creating the optimiser. A batch of another depth raises ``ValueError``.
 
     Shapes:
         input: Batch of B same-architecture graphs → [B, out_dim] or an edited graph.
     """
 
     def __init__(self, out_dim: int = 1, readout: str = "invariant", hidden_dim: int = 128, num_layers: int = 4,
-                 depth: int = 4, kernel_side: int = 3, io_encoding: int = 8, norm: str = "layer",
+                 depth: int | None = None, kernel_side: int = 3, io_encoding: int = 8, norm: str = "layer",
                  dropout: float = 0.0):
         super().__init__()
         if readout not in ("invariant", "equivariant"):
             raise ValueError(f"NFNNP: readout must be 'invariant' or 'equivariant', not {readout!r}")
-        if hidden_dim < 1 or num_layers < 1 or out_dim < 1 or depth < 1:
+        if hidden_dim < 1 or num_layers < 1 or out_dim < 1 or (depth is not None and depth < 1):
             raise ValueError(f"NFNNP: invalid sizes out_dim={out_dim}, hidden_dim={hidden_dim}, "
                              f"num_layers={num_layers}, depth={depth}")
         if kernel_side < 1 or kernel_side % 2 == 0:
@@ -235,13 +238,46 @@ class NFNNP(nn.Module):
         c_b = 1 + 2 + 2 * io_encoding
         # Bias entries get the same width as weight entries (zero-padded) so one NPLayer reads both.
         self.in_channels = max(c_w, c_b)
-        dims = [self.in_channels] + [hidden_dim] * num_layers
-        self.layers = nn.ModuleList([NPLayer(depth, dims[i], dims[i + 1]) for i in range(num_layers)])
+        self.layers = nn.ModuleList()
         self.act = nn.ReLU()
         if readout == "invariant":
             self.head: nn.Module = InvariantHead(hidden_dim, out_dim, hidden_dim=hidden_dim, dropout=dropout)
         else:
             self.head = EquivariantHead(hidden_dim, edge_dim=hidden_dim)
+        if depth is not None:
+            self._build(depth)
+
+    def _build(self, depth: int, like: Tensor | None = None) -> None:
+        dims = [self.in_channels] + [self.hidden_dim] * self.num_layers
+        self.depth = depth
+        self.layers = nn.ModuleList([NPLayer(depth, dims[i], dims[i + 1]) for i in range(self.num_layers)])
+        ref = like if like is not None else next(self.head.parameters())
+        self.layers.to(device=ref.device, dtype=ref.dtype)
+
+    @torch.no_grad()
+    def fit_normalizer(self, batches: Iterable[Data]) -> "NFNNP":
+        """Build the NP layers for the depth of the first batch if ``depth`` was not given (and check the
+        architecture); NFN-NP has no dataset-level constants, normalisation is per network."""
+        for batch in batches:
+            layout = dense_layout(batch)
+            if self.depth is None:
+                self._build(layout.depth)
+            elif layout.depth != self.depth:
+                raise ValueError(f"NFNNP was built for networks with {self.depth} parametric layers; the "
+                                 f"training batches have {layout.depth}")
+            break
+        return self
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # A model built with depth=None takes its depth from the weights it loads (run directories).
+        if self.depth is None:
+            key = prefix + "layers.0.self_w."
+            ids = {k[len(key):].split(".")[0] for k in state_dict if k.startswith(key)}
+            if ids:
+                self._build(len(ids))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def reset_parameters(self) -> None:
         for layer in self.layers:
@@ -256,7 +292,7 @@ class NFNNP(nn.Module):
                              f"{s}×{s} kernels: build the model with kernel_side={s}")
         x, ea, node_side, edge_side = normalize_layers(data, self.norm)
         ea = pad_canvas(ea, self.kernel_side)
-        dt = self.layers[0].self_w[0].weight.dtype
+        dt = next(self.head.parameters()).dtype
         parts_e = [ea, edge_side]
         parts_n = [x[:, :1], node_side]
         if self.io_encoding:
@@ -277,6 +313,8 @@ class NFNNP(nn.Module):
     def encode(self, data: Data) -> tuple[Tensor, Tensor]:
         """Backbone features (h [N, c], e [E, c]) before the head."""
         layout = dense_layout(data)
+        if self.depth is None:
+            self._build(layout.depth)
         if layout.depth != self.depth:
             raise ValueError(f"NFNNP was built for networks with {self.depth} parametric layers; this batch has "
                              f"{layout.depth} (pass depth={layout.depth})")

@@ -17,7 +17,8 @@ class RunningStandardize(nn.Module):
     In training mode the batch is first merged into the running (count-weighted, exact) mean and variance,
     then used; in eval mode the buffers are frozen. Unlike ``BatchNorm1d`` the output never depends on the
     other samples of the current batch beyond that update, a batch of one works, and after one pass over the
-    data the statistics are the zoo's. Accumulation stops after ``max_count`` samples (statistics frozen).
+    data the statistics are the zoo's. Accumulation stops after ``max_count`` samples, or for good after
+    :meth:`fit` (statistics of a whole training split, the usual way to use it).
 
     Args:
         num_features: F.
@@ -36,11 +37,23 @@ class RunningStandardize(nn.Module):
         self.register_buffer("count", torch.zeros((), dtype=torch.float64))
         self.register_buffer("mean", torch.zeros(num_features, dtype=torch.float64))
         self.register_buffer("m2", torch.zeros(num_features, dtype=torch.float64))
+        self.register_buffer("frozen", torch.zeros((), dtype=torch.bool))
 
     def reset_parameters(self) -> None:
         self.count.zero_()
         self.mean.zero_()
         self.m2.zero_()
+        self.frozen.fill_(False)
+
+    @torch.no_grad()
+    def fit(self, batches) -> "RunningStandardize":
+        """Set the statistics from an iterable of [..., F] tensors (e.g. a whole training split) and freeze
+        them: training mode no longer updates them."""
+        self.reset_parameters()
+        for x in batches:
+            self.update(x)
+        self.frozen.fill_(True)
+        return self
 
     @torch.no_grad()
     def update(self, x: Tensor) -> None:
@@ -60,7 +73,7 @@ class RunningStandardize(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-1] != self.num_features:
             raise ValueError(f"RunningStandardize expects {self.num_features} features, got {x.shape[-1]}")
-        if self.training:
+        if self.training and not bool(self.frozen):
             self.update(x)
         if float(self.count) == 0:
             return x

@@ -3,6 +3,9 @@ bias statistics → MLP."""
 
 from __future__ import annotations
 
+from typing import Iterable
+
+import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
@@ -59,6 +62,13 @@ class StatNN(nn.Module):
     def features(self, data: Data) -> Tensor:
         """[B, 15 K] the raw (unstandardised) statistics; see :func:`~monomial_gmn.baselines.statnn_features`."""
         return statnn_features(data, self.max_layers).flatten(1)
+
+    @torch.no_grad()
+    def fit_normalizer(self, batches: Iterable[Data]) -> "StatNN":
+        """Standardise by the statistics of these (training) batches and freeze them; without this call the
+        statistics accumulate over the batches seen in training mode."""
+        self.standardize.fit(self.features(b) for b in batches)
+        return self
 
     def forward(self, data: Data) -> Tensor:
         feats = self.features(data).to(self.mlp[0].weight.dtype)
