@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 TASK_NAMES = ("generalization", "inr-classification", "inr-editing")
 MODELS = ("monomial", "gmn", "statnn", "np", "statnn-gbm")
@@ -75,9 +76,7 @@ def run(args: argparse.Namespace) -> int:
     result = train(cfg, resume=args.resume, progress=not args.quiet)
     summary = {"val": result["val"], "test": result["test"], "best_epoch": result["best_epoch"],
                "params": result["params"], "train_seconds": result["train_seconds"]}
-    import torch.distributed as dist
-
-    if not dist.is_initialized() or dist.get_rank() == 0:
+    if int(os.environ.get("RANK", "0")) == 0:  # one report under torchrun
         print(json.dumps(summary, indent=2))
         print(f"wrote {args.out}/metrics.json")
     return 0

@@ -170,8 +170,12 @@ def build_backbone(cfg: TrainConfig, task: Task, zoo: Any) -> Any:
     if cfg.model in GBM_MODELS:
         if not task.supports_gbm:
             raise ValueError(f"model '{cfg.model}' only supports the generalization task, not '{task.name}'")
-        kwargs.setdefault("random_state", cfg.seed)
+        kwargs.setdefault("seed", cfg.seed)
         return build_model(cfg.model, out_dim=task.out_dim, **kwargs)
+    if cfg.model == "np":  # NFN-NP needs the number of parametric layers of the zoo's architecture
+        archs = getattr(zoo, "archs", {})
+        if archs:
+            kwargs.setdefault("depth", max(len(a.spec.layers) for a in archs.values()))
     return build_model(cfg.model, out_dim=task.out_dim, readout=task.readout, hidden_dim=cfg.hidden_dim,
                        num_layers=cfg.num_layers, **kwargs)
 
