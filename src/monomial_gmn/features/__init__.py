@@ -1,0 +1,17 @@
+"""Exactly invariant features of networks (canonical forms, statistics, path norms) and a model on them.
+
+* :func:`canonicalize` — the canonical representative of a network's orbit under scalings and signs.
+* :func:`invariant_features` — [B, F] per-layer statistics of canonical weights + path norms, invariant
+  under the whole monomial group; :func:`feature_names` names the columns.
+* :func:`weight_statistics` — the same statistics of raw weights (StatNN-like; permutation-invariant only).
+"""
+
+from ._canonical import canonicalize
+from ._invariant import (PATH_NORM_NAMES, PER_LAYER, feature_names, invariant_features, num_features, path_norms,
+                         weight_statistics)
+from ._segments import segment_stats
+
+__all__ = [
+    "canonicalize", "invariant_features", "weight_statistics", "feature_names", "num_features", "path_norms",
+    "segment_stats", "PER_LAYER", "PATH_NORM_NAMES",
+]

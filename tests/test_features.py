@@ -1,0 +1,221 @@
+"""Invariant features: canonical forms, exact invariance under the monomial group, statistics, path norms."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import monomial_gmn as mg
+from monomial_gmn.features import (canonicalize, feature_names, invariant_features, num_features, path_norms,
+                                   segment_stats, weight_statistics)
+from monomial_gmn.graph import Symmetry
+from monomial_gmn.group import MonomialTransform
+from monomial_gmn.testing import assert_equivariant, random_network
+
+
+def _small_cnn(act, seed=0):
+    """The Small CNN Zoo architecture (3 conv × 16 ch, stride 2, GAP, dense 10) at 1 input channel."""
+    torch.manual_seed(seed)
+    a = {"relu": nn.ReLU, "tanh": nn.Tanh}[act]
+    return nn.Sequential(nn.Conv2d(1, 16, 3, stride=2), a(), nn.Conv2d(16, 16, 3, stride=2), a(),
+                         nn.Conv2d(16, 16, 3, stride=2), a(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(16, 10))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_invariant_under_random_group_elements(seed, dtype):
+    net, _ = random_network(seed, dtype=dtype)
+    graph = mg.to_graph(net)
+    gen = torch.Generator().manual_seed(seed)
+    errs = assert_equivariant(invariant_features, graph, mode="invariant", max_scale=100.0, n_random=3,
+                              generator=gen)
+    assert len(errs) == 8
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+def test_invariant_on_small_cnn_zoo_architecture_with_papers_factors(act):
+    net = _small_cnn(act)
+    graph = mg.to_graph(net)
+    group = mg.MonomialGroup(graph)
+    gen = torch.Generator().manual_seed(1)
+    elements = [group.sample(gen, scale_range=(1.0, 10.0 ** k), distribution="uniform") for k in range(5)]
+    errs = assert_equivariant(invariant_features, graph, elements=elements, mode="invariant")
+    assert max(errs.values()) <= 1e-5
+
+
+def test_every_feature_column_is_invariant_not_just_the_largest():
+    """assert_equivariant normalises by the largest feature; check each column on its own scale."""
+    graphs = [mg.to_graph(random_network(s, activations=["relu", "tanh", "leaky_relu", "sin"])[0])
+              for s in range(8)]
+    batch = mg.batch_graphs(graphs)
+    base = invariant_features(batch, num_layers=4)
+    g = mg.MonomialGroup(batch).sample(torch.Generator().manual_seed(0), max_scale=100.0)
+    moved = invariant_features(g(batch), num_layers=4)
+    col_scale = base.abs().amax(0).clamp(min=1e-6)
+    rel = ((moved - base).abs() / col_scale).max().item()
+    assert rel <= 1e-4, rel
+
+
+def test_raw_statistics_are_not_invariant_but_permutation_invariant():
+    """Sensitivity: StatNN-like statistics of raw weights fail the same check under scalings/signs."""
+    for act in ("relu", "tanh"):
+        graph = mg.to_graph(_small_cnn(act))
+        with pytest.raises(AssertionError, match="not invariant"):
+            assert_equivariant(weight_statistics, graph, mode="invariant", generator=torch.Generator().manual_seed(0))
+        group = mg.MonomialGroup(graph)
+        perm_only = group.sample(torch.Generator().manual_seed(0), scale=False)
+        assert_equivariant(weight_statistics, graph, elements=[perm_only], mode="invariant")
+    # Normalising each neuron's incoming row on its own (without pushing the factor into the next layer)
+    # is not enough: W[i, j] / ||W[i, :]|| still carries 1 / d_j of the previous layer.
+    def row_normalised_stats(G):
+        e, x = G.edge_attr, G.x
+        sq = torch.zeros(x.shape[0], dtype=e.dtype).index_add_(0, G.edge_index[1], (e * e).sum(-1)) + x[:, 0] ** 2
+        norm = torch.where(G.sym == Symmetry.POSITIVE_SCALE, sq.sqrt(), torch.ones_like(sq))
+        H = G.clone()
+        H.edge_attr, H.x = e / norm[G.edge_index[1]].unsqueeze(-1), x / norm.unsqueeze(-1)
+        return weight_statistics(H)
+
+    graph = mg.to_graph(_small_cnn("relu"))
+    with pytest.raises(AssertionError, match="not invariant"):
+        assert_equivariant(row_normalised_stats, graph, mode="invariant", generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_canonical_form_moves_only_by_the_permutation(seed):
+    net, _ = random_network(seed, dtype=torch.float64)
+    graph = mg.to_graph(net)
+    g = mg.sample_transform(graph, max_scale=100.0, generator=torch.Generator().manual_seed(seed))
+    perm_only = MonomialTransform(g.structure, g.perm, torch.ones_like(g.factor))
+    a = canonicalize(g(graph))
+    b = perm_only(canonicalize(graph))
+    assert torch.equal(a.edge_index, b.edge_index)
+    torch.testing.assert_close(a.x, b.x, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(a.edge_attr, b.edge_attr, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_canonical_network_computes_the_same_function(seed):
+    net, x = random_network(seed, dtype=torch.float64, activations=["relu", "leaky_relu", "tanh", "sin",
+                                                                    "identity", "gelu"])
+    canon = mg.to_module(canonicalize(mg.to_graph(net)), net)
+    torch.testing.assert_close(canon(x), net(x), rtol=1e-9, atol=1e-12)
+
+
+def _reference_canonical_mlp(net):
+    """Slow reference on the module's own tensors: loop over layers and neurons."""
+    linears = [m for m in net if isinstance(m, nn.Linear)]
+    ws = [m.weight.detach().double().clone() for m in linears]
+    bs = [m.bias.detach().double().clone() for m in linears]
+    for l in range(len(ws) - 1):
+        for i in range(ws[l].shape[0]):
+            v = torch.cat([ws[l][i], bs[l][i:i + 1]])
+            n = v.norm()
+            ws[l][i] /= n
+            bs[l][i] /= n
+            ws[l + 1][:, i] *= n
+    return ws, bs
+
+
+def test_canonical_form_matches_slow_reference_and_has_unit_rows():
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Linear(4, 7), nn.ReLU(), nn.Linear(7, 5), nn.ReLU(), nn.Linear(5, 3)).double()
+    ws, bs = _reference_canonical_mlp(net)
+    canon = mg.to_module(canonicalize(mg.to_graph(net)), net)
+    lin = [m for m in canon if isinstance(m, nn.Linear)]
+    for m, w, b in zip(lin, ws, bs):
+        torch.testing.assert_close(m.weight, w, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(m.bias, b, rtol=1e-12, atol=1e-14)
+    for m in lin[:-1]:
+        rows = torch.cat([m.weight, m.bias[:, None]], 1).norm(dim=1)
+        torch.testing.assert_close(rows, torch.ones_like(rows))
+
+
+def test_sign_neurons_get_a_positive_largest_entry_and_dead_neurons_lose_outgoing_weights():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 2)).double()
+    with torch.no_grad():
+        net[2].weight[1].zero_()
+        net[2].bias[1] = 0.0
+    c = mg.to_module(canonicalize(mg.to_graph(net)), net)
+    v = torch.cat([c[0].weight, c[0].bias[:, None]], 1)
+    top = v.gather(1, v.abs().argmax(1, keepdim=True))
+    assert bool((top > 0).all())
+    assert bool((c[4].weight[:, 1] == 0).all())
+    x = torch.randn(5, 3, dtype=torch.float64)
+    torch.testing.assert_close(c(x), net(x))
+
+
+def test_mixed_architecture_batch_equals_per_graph_features():
+    graphs = [mg.to_graph(random_network(s, max_depth=6)[0]) for s in range(10)]
+    batch = mg.batch_graphs(graphs)
+    feats = invariant_features(batch, num_layers=3)
+    assert feats.shape == (10, num_features(3))
+    for i, g in enumerate(graphs):
+        side = math.isqrt(batch.edge_attr.shape[1])
+        torch.testing.assert_close(feats[i], invariant_features(g.pad_kernel(side), num_layers=3)[0])
+
+
+def test_depth_slots_rule():
+    shallow = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 2))
+    deep = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 5), nn.ReLU(), nn.Linear(5, 5), nn.ReLU(),
+                         nn.Linear(5, 2))
+    names = feature_names(3)
+    f = invariant_features(mg.batch_graphs([mg.to_graph(shallow), mg.to_graph(deep)]), num_layers=3)
+    present = [names.index(n) for n in ("layer0_present", "layer1_present", "out_present")]
+    assert f[0, present].tolist() == [1.0, 0.0, 1.0]      # shallow: input layer and output layer only
+    assert f[1, present].tolist() == [1.0, 1.0, 1.0]      # deep: two middle layers pooled into slot 1
+    numel = names.index("layer1_log_numel")
+    assert math.isclose(f[1, numel].item(), math.log1p(50), rel_tol=1e-6)
+    assert len(names) == f.shape[1]
+
+
+def test_linear_padding_is_not_counted_as_weights():
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    f = weight_statistics(mg.to_graph(net))
+    names = feature_names(2, path_norm=False)
+    assert math.isclose(f[0, names.index("out_log_numel")].item(), math.log1p(8), rel_tol=1e-6)
+    assert math.isclose(f[0, names.index("layer0_log_numel")].item(), math.log1p(36), rel_tol=1e-6)
+    w = net[4].weight.detach()
+    assert math.isclose(f[0, names.index("out_w_mean")].item(), w.mean().item(), rel_tol=1e-5)
+    assert math.isclose(f[0, names.index("out_w_q0")].item(), w.min().item(), rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_segment_stats_match_numpy(seed):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(0, 9, size=7)
+    vals = [rng.normal(size=s) for s in sizes]
+    seg = torch.cat([torch.full((s,), i, dtype=torch.long) for i, s in enumerate(sizes)])
+    perm = torch.randperm(seg.numel(), generator=torch.Generator().manual_seed(seed))
+    v = torch.from_numpy(np.concatenate(vals))
+    stats, count = segment_stats(v[perm], seg[perm], 7)
+    for i, arr in enumerate(vals):
+        assert count[i] == len(arr)
+        if len(arr) == 0:
+            assert bool((stats[i] == 0).all())
+            continue
+        ref = [arr.mean(), arr.std(), *np.quantile(arr, [0, 0.25, 0.5, 0.75, 1.0])]
+        np.testing.assert_allclose(stats[i].numpy(), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_path_norm_matches_brute_force_on_a_tiny_mlp():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2)).double()
+    w1, b1, w2, b2 = (p.detach() for p in net.parameters())
+    l1 = w2.abs() @ (w1.abs() @ torch.ones(2, dtype=torch.float64) + b1.abs()) + b2.abs()
+    l1_nb = w2.abs() @ (w1.abs() @ torch.ones(2, dtype=torch.float64))
+    l2 = (w2 ** 2 @ (w1 ** 2 @ torch.ones(2, dtype=torch.float64) + b1 ** 2) + b2 ** 2).sqrt()
+    got = path_norms(mg.to_graph(net))[0]
+    ref = torch.stack([l1.mean().log(), l1.min().log(), l1.max().log(), l2.mean().log(), l2.min().log(),
+                       l2.max().log(), l1_nb.mean().log(), l1_nb.min().log(), l1_nb.max().log()])
+    torch.testing.assert_close(got, ref)
+
+
+def test_tied_neurons_are_rejected():
+    graph = mg.to_graph(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 1)))
+    tied = graph.clone()
+    tied.block = torch.where(tied.block == 1, torch.zeros_like(tied.block), tied.block)
+    with pytest.raises(ValueError, match="ties neurons"):
+        canonicalize(tied)
