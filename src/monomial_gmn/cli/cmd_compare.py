@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cmd_train import TASK_NAMES, add_training_options
+from .cmd_train import TASK_NAMES, add_training_options, one_line_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-augment", default="none", help="training augmentation of every run (default: none)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_training_options(p)
+    one_line_errors(p)
     p.set_defaults(func=run)
 
 

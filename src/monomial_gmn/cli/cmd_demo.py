@@ -12,6 +12,8 @@ import os
 import time
 from pathlib import Path
 
+from .cmd_train import one_line_errors
+
 DEFAULT_MODELS = "monomial,gmn,statnn,np,statnn-gbm"
 
 
@@ -48,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="(default: 32)")
     p.add_argument("--lr", type=float, default=3e-3, help="(default: 3e-3)")
     p.add_argument("--seed", type=int, default=0, help="zoo seed (default: 0)")
+    one_line_errors(p)
     p.set_defaults(func=run)
 
 

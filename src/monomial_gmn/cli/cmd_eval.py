@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .cmd_train import one_line_errors
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -24,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--augment", default="none", help="augmentations, comma-separated (default: none)")
     p.add_argument("--split", choices=("train", "val", "test"), default="test", help="(default: test)")
     p.add_argument("--seed", type=int, default=12345, help="seed of the test-time transformations")
+    one_line_errors(p)
     p.set_defaults(func=run)
 
 

@@ -5,9 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 TASK_NAMES = ("generalization", "inr-classification", "inr-editing")
 MODELS = ("monomial", "gmn", "statnn", "np", "statnn-gbm")
+
+
+def one_line_errors(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Make argparse report a bad or missing option in one line (exit code 2) instead of usage + error."""
+
+    def error(message: str):
+        print(f"{p.prog}: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+    p.error = error  # type: ignore[method-assign]
+    return p
 
 
 def add_training_options(p: argparse.ArgumentParser) -> None:
@@ -55,6 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default: 100)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_training_options(p)
+    one_line_errors(p)
     p.set_defaults(func=run)
 
 

@@ -1,0 +1,148 @@
+"""The train / eval / compare / demo subcommands, run in-process with ``main([...])``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from monomial_gmn.cli import main
+from test_train_zoos import make_cnn_zoo, make_inr_zoo
+
+TINY = ["--epochs", "1", "--batch-size", "8", "--hidden-dim", "8", "--num-layers", "1"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "zoo"
+    make_cnn_zoo(path, n=48)
+    return path
+
+
+def _one_line_error(capsys, argv):
+    code = None
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse errors
+        code = exc.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and "error" in err and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("cmd", ["train", "eval", "compare", "demo"])
+def test_help_has_examples(capsys, cmd):
+    with pytest.raises(SystemExit) as exc:
+        main([cmd, "--help"])
+    assert exc.value.code == 0
+    assert "example" in capsys.readouterr().out
+
+
+def test_train_then_eval(tmp_path, zoo, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--zoo", str(zoo), "--task", "generalization", "--model", "monomial", "--out", str(run),
+                 "--quiet", *TINY]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["test"]) == {"tau", "r2", "mse"}
+    capsys.readouterr()
+    assert main(["eval", str(run), "--augment", "none,scale:100,sign"]) == 0
+    out = capsys.readouterr().out
+    assert "scale:100" in out and "tau" in out
+    ev = json.loads((run / "eval.json").read_text())
+    assert [r["augment"] for r in ev["rows"]] == ["none", "scale:100", "sign"]
+    assert ev["rows"][0]["tau"] == pytest.approx(metrics["test"]["tau"])
+    # --resume of a finished run returns its metrics; without --resume the run is protected
+    assert main(["train", "--zoo", str(zoo), "--task", "generalization", "--model", "monomial", "--out", str(run),
+                 "--quiet", "--resume", *TINY]) == 0
+    err = _one_line_error(capsys, ["train", "--zoo", str(zoo), "--task", "generalization", "--model", "monomial",
+                                   "--out", str(run), "--quiet", *TINY])
+    assert "already holds a finished run" in err
+
+
+def test_train_activation_subset(tmp_path, zoo):
+    run = tmp_path / "tanh"
+    assert main(["train", "--zoo", str(zoo), "--task", "generalization", "--model", "statnn", "--out", str(run),
+                 "--activation", "tanh", "--quiet", *TINY]) == 0
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["activation"] == "tanh" and sum(m["nets"].values()) == 24
+
+
+def test_compare_writes_results_table_and_plot(tmp_path, zoo, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--zoo", str(zoo), "--task", "generalization", "--models", "monomial,statnn",
+                 "--augment-levels", "0,2", "--out", str(out), "--seeds", "2", "--activation", "relu", "--quiet",
+                 *TINY]) == 0
+    rows = json.loads((out / "results.json").read_text())
+    keys = {"model", "task", "augment_level", "seed", "metric", "value"}
+    assert all(set(r) == keys for r in rows)
+    taus = [r for r in rows if r["metric"] == "tau"]
+    assert {(r["model"], r["augment_level"], r["seed"]) for r in taus} == {
+        (m, lv, s) for m in ("monomial", "statnn") for lv in (0.0, 2.0) for s in (0, 1)}
+    assert all(r["task"] == "generalization" and -1 <= r["value"] <= 1 for r in taus)
+    table = (out / "table.md").read_text()
+    assert "| monomial |" in table and "level 2" in table and "±" in table
+    png = (out / "tau_vs_scale.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+    assert "| statnn |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["train", "--zoo", "{missing}", "--task", "generalization", "--model", "monomial", "--out", "{out}"],
+     "no such zoo"),
+    (["train", "--zoo", "{bad}", "--task", "generalization", "--model", "monomial", "--out", "{out}"], "zoo"),
+    (["train", "--zoo", "{zoo}", "--task", "nope", "--model", "monomial", "--out", "{out}"], "unknown task"),
+    (["train", "--zoo", "{zoo}", "--task", "generalization", "--model", "nope", "--out", "{out}"],
+     "unknown model"),
+    (["train", "--zoo", "{zoo}", "--task", "generalization", "--model", "gmn", "--out", "{out}", "--augment",
+      "huge"], "augmentation"),
+    (["train", "--zoo", "{zoo}", "--task", "generalization", "--model", "gmn", "--out", "{out}", "--epochs",
+      "0"], "--epochs"),
+    (["train", "--zoo", "{zoo}", "--task", "generalization", "--model", "gmn", "--out", "{out}", "--epochs",
+      "x"], "invalid int"),
+    (["train", "--zoo", "{zoo}", "--task", "generalization", "--model", "gmn", "--out", "{out}",
+      "--activation", "sigmoid"], "invalid choice"),
+    (["train", "--zoo", "{zoo}", "--task", "inr-classification", "--model", "gmn", "--out", "{out}"],
+     "needs a inr zoo"),
+    (["train", "--zoo", "{zoo}", "--task", "generalization", "--out", "{out}"], "--model"),
+    (["eval", "{missing}"], "no such run"),
+    (["eval", "{out}", "--augment", "scale:0"], "augmentation"),
+    (["compare", "--zoo", "{zoo}", "--task", "generalization", "--models", "monomial,bogus", "--out", "{out}"],
+     "unknown model"),
+    (["compare", "--zoo", "{zoo}", "--task", "generalization", "--augment-levels", "0,x", "--out", "{out}"],
+     "augment-levels"),
+    (["compare", "--zoo", "{zoo}", "--task", "generalization", "--seeds", "0", "--out", "{out}"], "--seeds"),
+    (["demo", "--nets", "3"], "--nets"),
+    (["demo", "--activations", "relu,sine"], "activations"),
+])
+def test_errors_are_one_line_exit_2(tmp_path, zoo, capsys, argv, match):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "zoo.json").write_text("{not json")
+    fill = {"missing": str(tmp_path / "missing"), "bad": str(bad), "zoo": str(zoo), "out": str(tmp_path / "o")}
+    if argv[0] == "eval" and argv[1] == "{out}":  # a finished run to evaluate with a bad option
+        main(["train", "--zoo", str(zoo), "--task", "generalization", "--model", "statnn", "--out",
+              fill["out"], "--quiet", *TINY])
+        capsys.readouterr()
+    argv = [a.format(**fill) for a in argv]
+    err = _one_line_error(capsys, argv)
+    assert match in err, err
+
+
+def test_eval_on_an_inr_zoo_mismatch(tmp_path, zoo, capsys):
+    inr = tmp_path / "inr"
+    make_inr_zoo(inr, n=12)
+    run = tmp_path / "run"
+    assert main(["train", "--zoo", str(zoo), "--task", "generalization", "--model", "statnn", "--out", str(run),
+                 "--quiet", *TINY]) == 0
+    err = _one_line_error(capsys, ["eval", str(run), "--zoo", str(inr)])
+    assert "needs a cnn zoo" in err
