@@ -39,6 +39,8 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
 
 def run_in_subprocess(task: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
     """Run ``task`` in a fresh interpreter; returns its result, or ``{"status": "error", "reason": ...}``."""
+    if task.get("kind") not in _KINDS:
+        return {"status": "error", "reason": f"unknown bench task kind {task.get('kind')!r}; expected one of {_KINDS}"}
     env = dict(os.environ)
     threads = int(task.get("threads") or 0)
     if threads > 0:
