@@ -26,7 +26,8 @@ Float32/float16 values survive the trip through Python floats bit for bit.
 
 A networkx graph built by hand (no ``fields`` record) is read from the attributes above: nodes need
 ``layer``, ``role``, ``sym`` and ``x`` or ``bias`` (``block``/``pos`` default to −1), edges need ``kernel``
-(or a scalar ``weight``, read as a 1×1 kernel); ``edge_layer`` defaults to ``layer[i] − 1``.
+(or a scalar ``weight``, read as a 1×1 kernel); ``edge_layer`` defaults to ``layer[i] − 1``. Its nodes may
+have any hashable ids; they are numbered layer by layer, in insertion order within a layer.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ def graph_to_networkx(graph: ParameterGraph) -> Any:
         attrs["sym_label"] = syms[s]
     G.graph["fields"] = fields
     G.graph["num_nodes"] = n
+    G.graph["explicit_num_nodes"] = "num_nodes" in graph.keys()
     G.graph["kernel_side"] = kernel_side(graph.edge_attr)
     return G
 
@@ -141,13 +143,18 @@ def graph_from_networkx(G: Any, cls: type[ParameterGraph] = ParameterGraph) -> P
     if not isinstance(G, (nx.DiGraph, nx.MultiDiGraph)) or G.is_multigraph():
         raise ValueError(f"expected a networkx.DiGraph (edges j -> i), got {type(G).__name__}")
     fields: dict[str, dict[str, Any]] | None = G.graph.get("fields")
-    try:
-        nodes = sorted(G.nodes)
-    except TypeError:
-        raise ValueError("networkx graph: node ids must be sortable (e.g. integers)") from None
-    n = len(nodes)
-    if fields is not None and nodes != list(range(n)):
-        raise ValueError("networkx graph: nodes must be 0..N-1 as written by graph_to_networkx")
+    if fields is not None:
+        nodes = list(G.nodes)
+        n = len(nodes)
+        if set(nodes) != set(range(n)) or not all(isinstance(v, int) for v in nodes):
+            raise ValueError("networkx graph: nodes must be 0..N-1 as written by graph_to_networkx")
+        nodes = list(range(n))
+    else:
+        # hand-built: layer by layer, in insertion order within a layer (the ParameterGraph node layout)
+        nodes = list(G.nodes)
+        layers = [_node_value(G.nodes[v], "layer", v) for v in nodes]
+        nodes = [v for _, _, v in sorted(zip(layers, range(len(nodes)), nodes), key=lambda t: (t[0], t[1]))]
+        n = len(nodes)
     index = {node: i for i, node in enumerate(nodes)}
     node_data = [G.nodes[node] for node in nodes]
     edges = list(G.edges(data=True))
@@ -179,7 +186,8 @@ def graph_from_networkx(G: Any, cls: type[ParameterGraph] = ParameterGraph) -> P
                                  f"says shape {list(shape)}")
             out[rec["key"]] = value.reshape(shape)
         graph = cls(**out)
-        graph.num_nodes = n
+        if G.graph.get("explicit_num_nodes"):
+            graph.num_nodes = n
         return graph.validate()
 
     # hand-built graph: read the documented attributes
@@ -212,6 +220,4 @@ def graph_from_networkx(G: Any, cls: type[ParameterGraph] = ParameterGraph) -> P
         out["edge_layer"] = torch.tensor([int(d["edge_layer"]) for d in edge_data], dtype=torch.long)
     else:
         out["edge_layer"] = out["layer"][out["edge_index"][1]] - 1
-    graph = cls(**out)
-    graph.num_nodes = n
-    return graph.validate()
+    return cls(**out).validate()

@@ -141,9 +141,11 @@ def draw_graph(graph, path: str | os.PathLike, *, layer_names: Sequence[str] | N
     if edge_scale not in ("layer", "global"):
         raise ValueError(f"edge_scale must be 'layer' or 'global', got {edge_scale!r}")
     strength = np.zeros(e)
-    edge_layer = (graph.edge_layer.detach().cpu().numpy() if edge_scale == "layer" else np.zeros(e, np.int64))
-    for lay in np.unique(edge_layer):
-        sel = edge_layer == lay
+    # shading groups: each layer's plain edges and its skip edges separately ("layer"), or everything ("global")
+    group = (graph.edge_layer.detach().cpu().numpy() * 2 + skip if edge_scale == "layer"
+             else np.zeros(e, np.int64))
+    for key in np.unique(group):
+        sel = group == key
         lo, hi = (float(v) for v in np.quantile(mag[sel], [0.01, 0.99]))
         if hi > lo:
             strength[sel] = np.clip((mag[sel] - lo) / (hi - lo), 0.0, 1.0)
