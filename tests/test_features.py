@@ -219,3 +219,20 @@ def test_tied_neurons_are_rejected():
     tied.block = torch.where(tied.block == 1, torch.zeros_like(tied.block), tied.block)
     with pytest.raises(ValueError, match="ties neurons"):
         canonicalize(tied)
+
+
+def test_invariant_gbm_predictions_do_not_move_under_the_group():
+    from monomial_gmn.features import InvariantGBM
+
+    graphs = [mg.to_graph(random_network(s, kind="mlp", max_depth=3, activations=["relu", "tanh"])[0])
+              for s in range(80)]
+    batch = mg.batch_graphs(graphs)
+    y = invariant_features(batch, num_layers=3)[:, 5].numpy() + 0.1 * np.arange(80) % 1.0
+    model = InvariantGBM(num_layers=3, max_iter=30, min_samples_leaf=5).fit(batch, y)
+    assert model.num_parameters() > 0 and len(model.feature_names()) == num_features(3)
+    pred = model(batch)
+    assert pred.shape == (80, 1)
+    assert np.corrcoef(pred[:, 0].numpy(), y)[0, 1] > 0.5        # it learned something
+    moved = mg.MonomialGroup(batch).sample(torch.Generator().manual_seed(0), scale_range=(1.0, 1e4),
+                                          distribution="uniform")(batch)
+    torch.testing.assert_close(model(moved), pred, rtol=1e-6, atol=1e-6)

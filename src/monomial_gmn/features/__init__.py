@@ -4,14 +4,16 @@
 * :func:`invariant_features` — [B, F] per-layer statistics of canonical weights + path norms, invariant
   under the whole monomial group; :func:`feature_names` names the columns.
 * :func:`weight_statistics` — the same statistics of raw weights (StatNN-like; permutation-invariant only).
+* :class:`InvariantGBM` — gradient-boosted trees on the invariant features (StatNNGBM's fit/predict surface).
 """
 
 from ._canonical import canonicalize
+from ._gbm import InvariantGBM
 from ._invariant import (PATH_NORM_NAMES, PER_LAYER, feature_names, invariant_features, num_features, path_norms,
                          weight_statistics)
 from ._segments import segment_stats
 
 __all__ = [
     "canonicalize", "invariant_features", "weight_statistics", "feature_names", "num_features", "path_norms",
-    "segment_stats", "PER_LAYER", "PATH_NORM_NAMES",
+    "segment_stats", "PER_LAYER", "PATH_NORM_NAMES", "InvariantGBM",
 ]

@@ -17,9 +17,10 @@ Slot k < num_layers − 1 holds the k-th parametric layer counted from the input
 the net's output layer; a net with more layers than slots pools its extra middle layers into slot
 num_layers − 2; a shallower net leaves its missing slots at zero with presence flag 0.
 
-Kernel entries: Linear weights sit at the centre of the S×S canvas, so padding would add fake zeros. A canvas
-position counts as a weight of a layer if it is non-zero for at least one edge of that layer in that net
-(invariant: a monomial factor never makes a non-zero weight zero).
+Kernel entries: Linear weights sit at the centre of the S×S canvas, so padding would add fake zeros. Only the
+kernel window of each (net, layer) is read — the bounding box of the canvas positions that are non-zero in
+some edge of the layer (:func:`monomial_gmn.baselines.kernel_window`, the rule StatNN uses too); it is
+invariant, since a monomial factor never makes a non-zero weight zero.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from ..baselines import kernel_window
 from ._canonical import canonicalize
 from ._segments import STAT_NAMES, segment_stats
 
@@ -86,11 +88,7 @@ def _support(graph: Data, egid: Tensor, b: int) -> Tensor:
     """[E, K] bool: canvas positions that hold real weights of the edge's layer (see module docstring)."""
     el = graph.edge_layer
     depth = int(el.max()) + 1 if el.numel() else 1
-    seg = egid * depth + el
-    nz = (graph.edge_attr != 0).to(graph.edge_attr.dtype)
-    sup = torch.zeros(b * depth, nz.shape[1], dtype=nz.dtype, device=nz.device)
-    sup = sup.scatter_reduce(0, seg.unsqueeze(-1).expand_as(nz), nz, reduce="amax")
-    return sup[seg] > 0
+    return kernel_window(graph.edge_attr, egid * depth + el, b * depth)
 
 
 def _layer_table(graph: Data, num_layers: int | None) -> tuple[Tensor, int, int]:
