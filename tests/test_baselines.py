@@ -155,7 +155,9 @@ def test_nfn_np_loads_weights_without_knowing_depth():
     b = NFNNP(3, hidden_dim=8, num_layers=2).double().eval()
     b.load_state_dict(a.state_dict())
     torch.testing.assert_close(b(batch), a(batch))
-    c = NFNNP(3, hidden_dim=8, num_layers=2).double()
+    c = NFNNP(3, hidden_dim=8, num_layers=2).double().train()
+    with pytest.raises(RuntimeError, match="fit_normalizer"):
+        c(batch)                                  # training layers an optimiser has not seen: refuse
     c.fit_normalizer(iter([batch]))
     assert c.depth == 3 and sum(p.numel() for p in c.parameters()) == sum(p.numel() for p in a.parameters())
 

@@ -213,7 +213,8 @@ class NFNNP(nn.Module):
     Every NP layer has its own maps per parametric layer, so the NP layers exist only once the zoo's depth L
     is known: give ``depth`` (4 for the Small CNN Zoo, 3 for 2→32→32→1 SIRENs), or leave it ``None`` and
     call :meth:`fit_normalizer` with the training batches (the trainer does, before building its optimiser)
-    or run one forward pass before creating the optimiser. A batch of another depth raises ``ValueError``.
+    (training a model whose layers do not exist yet raises ``RuntimeError``; an inference-only forward
+    builds them). A batch of another depth raises ``ValueError``.
 
     Shapes:
         input: Batch of B same-architecture graphs → [B, out_dim] or an edited graph.
@@ -314,6 +315,9 @@ class NFNNP(nn.Module):
         """Backbone features (h [N, c], e [E, c]) before the head."""
         layout = dense_layout(data)
         if self.depth is None:
+            if self.training and torch.is_grad_enabled():
+                raise RuntimeError("NFNNP has no NP layers yet (depth=None): pass depth=... or call "
+                                   "fit_normalizer(training batches) before creating the optimiser")
             self._build(layout.depth)
         if layout.depth != self.depth:
             raise ValueError(f"NFNNP was built for networks with {self.depth} parametric layers; this batch has "
