@@ -4,7 +4,12 @@ Law (cited by every module here): hidden neuron i with factor d_i: node features
 features of edge j -> i: e -> d_i/d_j e (channel-wise); see :mod:`monomial_gmn.graph._parameter_graph`.
 """
 
-from ._canon import Canonicalize
+from ._canon import TINY, Canonicalize, inverse_norm2
+from ._encoder import GraphEncoder
 from ._heads import EquivariantHead, InvariantHead
+from ._kernel import canvas_index, canvas_weight
+from ._layer import MonomialMPLayer
+from ._model import MonomialGMN
 
-__all__ = ["Canonicalize", "InvariantHead", "EquivariantHead"]
+__all__ = ["MonomialGMN", "MonomialMPLayer", "GraphEncoder", "Canonicalize", "InvariantHead", "EquivariantHead",
+           "inverse_norm2", "canvas_index", "canvas_weight", "TINY"]

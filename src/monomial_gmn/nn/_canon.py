@@ -35,13 +35,12 @@ def d1_mask(sym: Tensor) -> Tensor:
     return (sym == Symmetry.FIXED) | (sym == Symmetry.NONE)
 
 
-def inverse_norm2(h: Tensor, sym: Tensor) -> Tensor:
-    """[N, 1] denominator n_i such that ``h_i / n_i`` transforms as 1/d_i.
+def inverse_norm2(n2: Tensor, sym: Tensor) -> Tensor:
+    """[N, 1] denominator ``n_i`` such that ``h_i / n_i`` transforms as 1/d_i, from an energy ``n2`` ∝ d_i².
 
-    ``||h_i||²`` (clamped at :data:`TINY`) for neurons with non-unit |d| (positive_scale, scale);
-    ``||h_i||² + 1`` where |d| = 1 (sign, none, fixed), which is bounded and still exactly invariant.
+    ``n2`` (e.g. ``||h_i||²``, [N, 1]) clamped at :data:`TINY` for neurons with non-unit |d| (positive_scale,
+    scale); ``n2 + 1`` where |d| = 1 (sign, none, fixed), which is bounded and still exactly invariant.
     """
-    n2 = (h * h).sum(-1, keepdim=True)
     homog = ((sym == Symmetry.POSITIVE_SCALE) | (sym == Symmetry.SCALE)).unsqueeze(-1)
     return torch.where(homog, n2.clamp_min(TINY), n2 + 1.0)
 
@@ -62,12 +61,18 @@ class Canonicalize(nn.Module):
 
     Law: ``inv(d_i h_i) == inv(h_i)`` for every d_i allowed by the node's symmetry.
 
+    Notes:
+        ``‖h_i‖²`` may be replaced by any *energy* ``n2`` that transforms as d_i² (argument ``n2``). The
+        layers pass a cancellation-free energy (sums of squares of the terms that were added up to form
+        ``h_i``): dividing by a norm that is small only because of cancellation would turn its rounding
+        error into a large error of the invariant, which is what breaks fp32 exactness in deep stacks.
+
     Args:
         channels: C, feature width.
         quadratic: learn ``U`` for the sign/scale branches (default: True).
 
     Shapes:
-        h: [N, C], sym: [N] long -> [N, C].
+        h: [N, C], sym: [N] long, n2: [N, 1] or None -> [N, C].
     """
 
     def __init__(self, channels: int, quadratic: bool = True):
@@ -86,8 +91,10 @@ class Canonicalize(nn.Module):
                 nn.init.normal_(self.U.weight, std=0.1 / self.channels ** 0.5)
                 self.U.weight.add_(torch.eye(self.channels, dtype=self.U.weight.dtype))
 
-    def forward(self, h: Tensor, sym: Tensor) -> Tensor:
-        n2 = (h * h).sum(-1, keepdim=True).clamp_min(TINY)
+    def forward(self, h: Tensor, sym: Tensor, n2: Tensor | None = None) -> Tensor:
+        if n2 is None:
+            n2 = (h * h).sum(-1, keepdim=True)
+        n2 = n2.clamp_min(TINY)
         rn = n2.rsqrt()
         v = self.U(h) if self.U is not None else h
         hv = h * v

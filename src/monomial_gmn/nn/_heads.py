@@ -11,6 +11,8 @@ Both heads take the backbone's final features plus the batch they came from::
 * ``batch`` must carry ``role`` [N], ``layer`` [N] and, unless ``sym`` is given, ``sym`` [N];
   ``batch.batch``/``num_graphs`` when it holds several graphs. The equivariant head also reads ``x`` and
   ``edge_attr`` (it returns ``input + delta``) and ``edge_index``/``edge_layer``.
+* ``energy`` (optional keyword): [N, 1] ∝ d_i², a cancellation-free magnitude reference used instead of
+  ``‖h_i‖²`` when canonicalising (MonomialGMN passes it; baselines may leave it out).
 * ``sym``: [N] long symmetry codes overriding ``batch.sym``. Features of a model that is equivariant to the
   monomial group should leave it ``None``. A permutation-only baseline passes
   ``torch.full_like(batch.sym, Symmetry.NONE)``: "no canonicalisation, the features are already invariant".
@@ -66,7 +68,8 @@ class InvariantHead(nn.Module):
         dropout: dropout before the last linear layer (default: 0).
 
     Shapes:
-        h: [N, C], e: ignored (may be None), batch: B graphs, sym: [N] or None -> [B, out_dim].
+        h: [N, C], e: ignored (may be None), batch: B graphs, sym: [N] or None, energy: [N, 1] or None
+        -> [B, out_dim].
     """
 
     def __init__(self, in_dim: int, out_dim: int, hidden_dim: int | None = None, max_index: int = 64,
@@ -95,10 +98,11 @@ class InvariantHead(nn.Module):
             if isinstance(m, nn.Linear):
                 m.reset_parameters()
 
-    def forward(self, h: Tensor, e: Tensor | None, batch, sym: Tensor | None = None) -> Tensor:
+    def forward(self, h: Tensor, e: Tensor | None, batch, sym: Tensor | None = None,
+                energy: Tensor | None = None) -> Tensor:
         sym = node_sym(batch, sym)
         n = h.shape[0]
-        inv = self.canon(h, sym)
+        inv = self.canon(h, sym, energy)
         fixed = (batch.role != Role.HIDDEN).unsqueeze(-1)
         idx = fixed_index(batch, n, h.device).clamp_max(self.max_index - 1)
         inv = inv + fixed * self.index_emb(idx).to(inv.dtype)
@@ -137,7 +141,7 @@ class EquivariantHead(nn.Module):
         residual: return ``input + delta`` (default: True) or the delta.
 
     Shapes:
-        h: [N, C], e: [E, C_e] -> a shallow copy of ``batch`` with x [N, F] and edge_attr [E, K].
+        h: [N, C], e: [E, C_e], energy: [N, 1] or None -> a shallow copy of ``batch`` with x [N, F] and edge_attr [E, K].
     """
 
     def __init__(self, in_dim: int, edge_dim: int | None = None, kernel_radius: int = 3, init_scale: float = 1e-2,
@@ -168,10 +172,10 @@ class EquivariantHead(nn.Module):
         nn.init.constant_(self.scale_x, self.init_scale)
         nn.init.constant_(self.scale_e, self.init_scale)
 
-    def forward(self, h: Tensor, e: Tensor, batch, sym: Tensor | None = None):
+    def forward(self, h: Tensor, e: Tensor, batch, sym: Tensor | None = None, energy: Tensor | None = None):
         sym = node_sym(batch, sym)
         x0, a0 = batch.x, batch.edge_attr
-        inv = self.canon(h, sym)
+        inv = self.canon(h, sym, energy)
         gated = h * torch.sigmoid(self.gate(inv))
         dx = gated @ self.node_out.to(h.dtype)                      # [N, 1]
         dx = dx.expand(-1, x0.shape[1]) * (batch.role != Role.INPUT).unsqueeze(-1)

@@ -1,0 +1,122 @@
+"""MonomialMPLayer: one message-passing step that keeps the monomial transformation law exactly."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ._canon import Canonicalize, d1_mask, inverse_norm2
+
+__all__ = ["MonomialMPLayer"]
+
+
+class MonomialMPLayer(nn.Module):
+    r"""Monomial-equivariant message passing on parameter graphs (node and edge features).
+
+    Each node carries features ``h_i`` and a scalar *energy* ``ε_i`` ∝ d_i² (a sum of squares of everything
+    that was added up to form ``h_i``, so it is free of cancellation; see :class:`Canonicalize`). With
+    ``inv`` the per-node canonicalisation, ``n_i`` = ``ε_i`` where |d| is free and ``ε_i + 1`` where
+    |d| = 1 (:func:`inverse_norm2`), σ the logistic function and every capital letter a bias-free
+    channel-mixing matrix (gates ``G`` have biases: they read invariants only):
+
+    .. math::
+        P_j &= B h_j \odot \sigma(G_P\,\mathrm{inv}(h_j; \varepsilon_j)) && \propto d_j\\
+        a_{ji} &= A\,e_{ji} && \propto d_i/d_j\\
+        m_{ji} &= a_{ji} \odot P_j && \propto d_i\\
+        \bar m_i &= \tfrac{1}{|\mathcal{N}^{in}_i|}\textstyle\sum_{j\to i} m_{ji}, \qquad
+        \mu_i = \tfrac{1}{|\mathcal{N}^{in}_i|}\textstyle\sum_{j\to i} \lVert m_{ji}\rVert^2
+            && \propto d_i,\ d_i^2\\
+        t_{ji} &= m_{ji} \odot Q h_i / n'_i,\quad n'_i = n(\varepsilon_i + \mu_i) && \text{invariant}\\
+        \bar b_j &= \big(\tfrac{1}{|\mathcal{N}^{out}_j|}\textstyle\sum_{j\to i} t_{ji}\big)\odot D h_j
+                 && \propto d_j \quad\text{(bidirectional only)}\\
+        z_i &= U[h_i, \bar m_i, \bar b_i] + [d_i \equiv 1]\,c && \propto d_i\\
+        \varepsilon'_i &= \varepsilon_i + \mu_i + \lVert z_i\rVert^2 && \propto d_i^2\\
+        h'_i &= h_i + z_i \odot \sigma(G_z\,\mathrm{inv}(z_i; \varepsilon'_i)) && \propto d_i\\
+        e'_{ji} &= e_{ji} + a_{ji} \odot \sigma(G_e\,\mathrm{inv}(h_i; \varepsilon_i)) + R h_i \odot S h_j / n_j
+                 && \propto d_i/d_j \quad\text{(if update\_edges)}
+
+    Every product multiplies factors whose scales cancel to the law of its left-hand side, for d > 0,
+    d = ±1 and any d ≠ 0 alike (``h_j / n_j`` transforms as 1/d_j exactly, by homogeneity), so the backward
+    message is exact — unlike a message ``e_{ji} h_i``, which scales as d_i²/d_j. The bias ``c`` is added
+    only on neurons whose factor is always 1 (input/output neurons and symmetry ``none``). Per-node
+    projections and gates are computed on nodes and gathered once per direction; per edge there is one
+    bias-free projection ``A e``, a few element-wise products and ``index_add_`` aggregation.
+
+    Law: ``layer(g·h, g·e, g·ε) == g·layer(h, e, ε)`` for h_i → d_i h_i, e_{ji} → d_i/d_j e_{ji} (every
+    channel), ε_i → d_i² ε_i.
+
+    Args:
+        channels: C, width of node and edge features.
+        bidirectional: also send messages from each neuron to its inputs (default: False).
+        update_edges: compute new edge features (default: True); the last layer before an invariant readout
+            may skip it.
+
+    Shapes:
+        h: [N, C], e: [E, C], energy: [N, 1], edge_index: [2, E] (row 0 source j, row 1 target i),
+        sym: [N] long, inv_deg_in/inv_deg_out: [N, 1] (1 / max(1, degree))
+        -> (h' [N, C], e' [E, C] (or e unchanged), energy' [N, 1]).
+    """
+
+    def __init__(self, channels: int, bidirectional: bool = False, update_edges: bool = True):
+        super().__init__()
+        if channels < 1:
+            raise ValueError(f"MonomialMPLayer: channels must be >= 1, got {channels}")
+        self.channels, self.bidirectional, self.update_edges = channels, bidirectional, update_edges
+        c = channels
+        # bias-free node projections: B (message), then [Q, D] (bidirectional), then [R, S] (edge update)
+        self.n_proj = 1 + 2 * bidirectional + 2 * update_edges
+        self.node_proj = nn.Linear(c, self.n_proj * c, bias=False)
+        self.n_gate = 1 + update_edges
+        self.node_gate = nn.Linear(c, self.n_gate * c)             # invariant inputs: bias allowed
+        self.canon = Canonicalize(c)
+        self.edge_lin = nn.Linear(c, c, bias=False)
+        self.update = nn.Linear((3 if bidirectional else 2) * c, c, bias=False)
+        self.d1_bias = nn.Parameter(torch.empty(c))
+        self.canon_out = Canonicalize(c)
+        self.out_gate = nn.Linear(c, c)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for m in (self.node_proj, self.node_gate, self.canon, self.edge_lin, self.update, self.canon_out,
+                  self.out_gate):
+            m.reset_parameters()
+        nn.init.zeros_(self.d1_bias)
+
+    def forward(self, h: Tensor, e: Tensor, energy: Tensor, edge_index: Tensor, sym: Tensor,
+                inv_deg_in: Tensor, inv_deg_out: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        c = self.channels
+        src, dst = edge_index[0], edge_index[1]
+        inv = self.canon(h, sym, energy)
+        proj = self.node_proj(h).split(c, dim=-1)
+        gate = torch.sigmoid(self.node_gate(inv)).split(c, dim=-1)
+        p = proj[0] * gate[0]                                       # ∝ d_j
+        src_parts, dst_parts = [p], []
+        if self.update_edges:
+            k = 3 if self.bidirectional else 1
+            r, s = proj[k], proj[k + 1]
+            dst_parts += [gate[1], r]                               # invariant gate, ∝ d_i
+            src_parts.append(s / inverse_norm2(energy, sym))        # ∝ 1/d_j
+        ts = (torch.cat(src_parts, -1) if len(src_parts) > 1 else src_parts[0])[src]
+        a = self.edge_lin(e)                                        # ∝ d_i/d_j
+        m = a * ts[:, :c]                                           # ∝ d_i
+        agg = h.new_zeros(h.shape).index_add_(0, dst, m) * inv_deg_in
+        mu = h.new_zeros(energy.shape).index_add_(0, dst, (m * m).sum(-1, keepdim=True)) * inv_deg_in
+        parts = [h, agg]
+        mid = energy + mu                                           # ∝ d_i², no cancellation
+        if self.bidirectional:
+            q = proj[1] / inverse_norm2(mid, sym)                   # ∝ 1/d_i
+            t = m * q[dst]                                          # invariant
+            back = h.new_zeros(h.shape).index_add_(0, src, t) * inv_deg_out
+            parts.append(back * proj[2])                            # ∝ d_j
+        z = self.update(torch.cat(parts, -1)) + d1_mask(sym).unsqueeze(-1) * self.d1_bias
+        energy = mid + (z * z).sum(-1, keepdim=True)
+        h_new = h + z * torch.sigmoid(self.out_gate(self.canon_out(z, sym, energy)))
+        if self.update_edges:
+            td = torch.cat(dst_parts, -1)[dst]
+            e = torch.addcmul(e, a, td[:, :c])
+            e = torch.addcmul(e, td[:, c:], ts[:, c:])
+        return h_new, e, energy
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}({self.channels}, bidirectional={self.bidirectional}, "
+                f"update_edges={self.update_edges})")

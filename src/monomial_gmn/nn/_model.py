@@ -1,0 +1,112 @@
+"""MonomialGMN: a graph metanetwork exactly invariant/equivariant to each input network's monomial group."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+
+from ._canon import node_sym
+from ._encoder import GraphEncoder
+from ._heads import EquivariantHead, InvariantHead
+from ._layer import MonomialMPLayer
+
+__all__ = ["MonomialGMN"]
+
+_READOUTS = ("invariant", "equivariant")
+
+
+def _inv_degree(index: Tensor, n: int, dtype: torch.dtype) -> Tensor:
+    deg = torch.zeros(n, dtype=dtype, device=index.device).index_add_(
+        0, index, torch.ones(index.shape[0], dtype=dtype, device=index.device))
+    return deg.clamp_min(1).reciprocal().unsqueeze(-1)
+
+
+class MonomialGMN(nn.Module):
+    r"""Graph metanetwork over parameter graphs, exact under permutations, positive scalings and signs.
+
+    ``GraphEncoder`` → ``num_layers`` × :class:`MonomialMPLayer` → :class:`InvariantHead` (a prediction per
+    network) or :class:`EquivariantHead` (an edited parameter graph, ``input + delta``).
+
+    Law: for every element g of each network's monomial group (see
+    :mod:`monomial_gmn.graph._parameter_graph`), ``model(g·G) == model(G)`` (``readout="invariant"``) and
+    ``model(g·G) == g·model(G)`` (``readout="equivariant"``). One batch may mix architectures and
+    activations; each neuron is treated by its own symmetry code.
+
+    Args:
+        out_dim: prediction width (required for ``readout="invariant"``, unused otherwise).
+        hidden_dim: C, node and edge feature width (default 128).
+        num_layers: message-passing layers (default 4).
+        readout: ``"invariant"`` or ``"equivariant"`` (default ``"invariant"``).
+        bidirectional: also pass messages from neurons to their inputs (default False).
+        kernel_radius: per-offset kernel weights cover a (2r+1)² canvas (default 3).
+        dropout: dropout inside the invariant head (default 0).
+
+    Shapes:
+        batch: PyG ``Batch`` of B ParameterGraphs (or one graph) -> [B, out_dim], or a shallow copy of the
+        batch with new ``x`` [N, F] and ``edge_attr`` [E, S*S].
+
+    Call :meth:`fit_normalizer` once on training data (a GraphLoader, Batch or graph) to set the per-layer
+    weight/bias normalisation constants (buffers; saved in the ``state_dict``).
+    """
+
+    def __init__(self, out_dim: int | None = None, hidden_dim: int = 128, num_layers: int = 4,
+                 readout: str = "invariant", bidirectional: bool = False, kernel_radius: int = 3,
+                 dropout: float = 0.0):
+        super().__init__()
+        if readout not in _READOUTS:
+            raise ValueError(f"MonomialGMN: readout must be one of {_READOUTS}, got {readout!r}")
+        if readout == "invariant" and (out_dim is None or out_dim < 1):
+            raise ValueError(f"MonomialGMN: readout='invariant' needs out_dim >= 1, got {out_dim}")
+        if hidden_dim < 1:
+            raise ValueError(f"MonomialGMN: hidden_dim must be >= 1, got {hidden_dim}")
+        if num_layers < 0:
+            raise ValueError(f"MonomialGMN: num_layers must be >= 0, got {num_layers}")
+        self.out_dim, self.hidden_dim, self.num_layers = out_dim, hidden_dim, num_layers
+        self.readout, self.bidirectional = readout, bidirectional
+        self.encoder = GraphEncoder(hidden_dim, kernel_radius=kernel_radius)
+        last_edges = readout == "equivariant"
+        self.layers = nn.ModuleList(
+            MonomialMPLayer(hidden_dim, bidirectional=bidirectional,
+                            update_edges=(i < num_layers - 1) or last_edges)
+            for i in range(num_layers))
+        if readout == "invariant":
+            self.head: nn.Module = InvariantHead(hidden_dim, out_dim, dropout=dropout)
+        else:
+            self.head = EquivariantHead(hidden_dim, kernel_radius=kernel_radius)
+
+    def reset_parameters(self) -> None:
+        self.encoder.reset_parameters()
+        for layer in self.layers:
+            layer.reset_parameters()
+        self.head.reset_parameters()
+
+    def fit_normalizer(self, data: Data | Iterable[Data]) -> "MonomialGMN":
+        """Fit the encoder's dataset-level normalisation constants; see :meth:`GraphEncoder.fit_normalizer`."""
+        self.encoder.fit_normalizer(data)
+        return self
+
+    def features(self, batch, sym: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Final node [N, C], edge [E, C] features and node energies [N, 1] (equivariant) before the head."""
+        sym = node_sym(batch, sym)
+        h, e = self.encoder(batch)
+        energy = (h * h).sum(-1, keepdim=True)
+        n = h.shape[0]
+        src, dst = batch.edge_index
+        inv_in = _inv_degree(dst, n, h.dtype)
+        inv_out = _inv_degree(src, n, h.dtype)
+        for layer in self.layers:
+            h, e, energy = layer(h, e, energy, batch.edge_index, sym, inv_in, inv_out)
+        return h, e, energy
+
+    def forward(self, batch, sym: Tensor | None = None):
+        """``sym`` overrides ``batch.sym`` (e.g. all ``Symmetry.NONE`` gives a permutation-only model)."""
+        sym = node_sym(batch, sym)
+        h, e, energy = self.features(batch, sym)
+        return self.head(h, e, batch, sym, energy=energy)
+
+    def extra_repr(self) -> str:
+        return (f"out_dim={self.out_dim}, hidden_dim={self.hidden_dim}, num_layers={self.num_layers}, "
+                f"readout={self.readout!r}, bidirectional={self.bidirectional}")
