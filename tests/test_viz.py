@@ -15,7 +15,7 @@ import monomial_gmn as mg
 from monomial_gmn.cli import main
 from monomial_gmn.viz import (MAX_DRAW_EDGES, MAX_DRAW_NODES, GraphTooLargeError, draw_graph, format_zoo_summary,
                               plot_zoo, zoo_summary)
-from monomial_gmn.viz._draw import _arcs
+from monomial_gmn.viz._draw import _arcs, _tied_pairs
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -73,6 +73,38 @@ def test_arcs_join_the_endpoints():
     np.testing.assert_allclose(arcs[:, 0], p0)
     np.testing.assert_allclose(arcs[:, -1], p1)
     assert abs(arcs[0, 4, 1]) > 0.05                     # bulges away from the straight line
+
+
+def test_tied_pairs_link_consecutive_copies():
+    block = np.array([-1, 0, 0, 0, 0, 1, 0, 0, -1])
+    pos = np.array([-1, 0, 1, 0, 1, 0, 0, 1, -1])
+    layer = np.array([0, 1, 1, 2, 2, 2, 3, 3, 4])
+    pairs = sorted(map(tuple, _tied_pairs(block, pos, layer).tolist()))
+    assert pairs == [(1, 3), (2, 4), (3, 6), (4, 7)]
+    assert _tied_pairs(np.array([-1, -1]), np.array([-1, -1]), np.array([0, 1])).shape == (0, 2)
+
+
+def test_draw_residual_network(tmp_path):
+    fx_to_graph = getattr(mg.graph, "fx_to_graph", None)
+    if fx_to_graph is None:
+        pytest.skip("no torch.fx converter in this build")
+
+    class Res(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.o = nn.Linear(3, 6), nn.Linear(6, 6), nn.Linear(6, 2)
+
+        def forward(self, x):
+            h = torch.relu(self.a(x))
+            return self.o(h + torch.relu(self.b(h)))
+
+    graph = fx_to_graph(Res())
+    layer, block, pos = graph.layer.numpy(), graph.block.numpy(), graph.pos.numpy()
+    assert _tied_pairs(block, pos, layer).shape[0] == 6            # the addition ties 6 channel pairs
+    _png_size(draw_graph(graph, tmp_path / "res.png"))
+    back = mg.ParameterGraph.from_networkx(graph.to_networkx())
+    for key, value in graph.items():
+        assert torch.equal(back[key], value), key
 
 
 def test_too_large_graph_is_refused(tmp_path):

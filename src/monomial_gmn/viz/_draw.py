@@ -1,8 +1,10 @@
 """Layered drawings of one parameter graph: where a network's symmetries live and where its weight mass sits.
 
 Columns are layers (networkx ``multipartite_layout`` on the node ``layer``), neurons are coloured by their
-:class:`~monomial_gmn.graph.Symmetry`, edges are shaded by the norm of their kernel ‖W[i, j]‖, and edges that
-skip at least one layer (residual / skip connections) are drawn as coloured arcs. Drawing uses matplotlib's
+:class:`~monomial_gmn.graph.Symmetry`, edges are shaded by the norm of their kernel ‖W[i, j]‖, edges that
+skip at least one layer are drawn as dashed orange arcs, and residual ties (neurons of different layers that
+share a permutation slot and a factor: same ``block`` and ``pos``, as an addition makes them) as dotted red
+arcs. Drawing uses matplotlib's
 Agg backend (no display needed) and writes a PNG atomically.
 """
 
@@ -31,6 +33,7 @@ SYMMETRY_STYLE: dict[Symmetry, tuple[str, str]] = {
     Symmetry.SCALE: ("#009E73", "permutation × any scale (d ≠ 0)"),
 }
 _SKIP_COLOUR = "#D55E00"
+_TIE_COLOUR = "#C0152F"
 
 
 class GraphTooLargeError(ValueError):
@@ -69,6 +72,18 @@ def _arcs(p0: np.ndarray, p1: np.ndarray, bend: float, steps: int = 24) -> np.nd
     ctrl = mid + bend * normal
     t = np.linspace(0.0, 1.0, steps)[None, :, None]
     return ((1 - t) ** 2) * p0[:, None] + 2 * (1 - t) * t * ctrl[:, None] + (t ** 2) * p1[:, None]
+
+
+def _tied_pairs(block: np.ndarray, pos: np.ndarray, layer: np.ndarray) -> np.ndarray:
+    """[T, 2] node pairs (a, b): consecutive-by-layer neurons of different layers sharing (block, pos)."""
+    movable = np.flatnonzero(block >= 0)
+    if movable.size < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    key = block[movable].astype(np.int64) * (int(pos.max()) + 1) + pos[movable]
+    order = np.lexsort((layer[movable], key))
+    nodes, key = movable[order], key[order]
+    same = (key[1:] == key[:-1]) & (layer[nodes[1:]] != layer[nodes[:-1]])
+    return np.stack([nodes[:-1][same], nodes[1:][same]], axis=1)
 
 
 def draw_graph(graph, path: str | os.PathLike, *, layer_names: Sequence[str] | None = None,
@@ -172,6 +187,14 @@ def draw_graph(graph, path: str | os.PathLike, *, layer_names: Sequence[str] | N
         ax.add_collection(LineCollection(curves, colors=colours, linewidths=0.6 + 1.4 * strength[skipped],
                                          linestyles="--", zorder=2))
 
+    # --- residual ties: neurons of different layers sharing (block, pos) move together (one permutation slot,
+    # one factor), e.g. across a residual addition; consecutive copies are linked by dotted arcs
+    ties = _tied_pairs(graph.block.detach().cpu().numpy(), graph.pos.detach().cpu().numpy(), layer)
+    if ties.shape[0]:
+        curves = _arcs(pos[ties[:, 0]], pos[ties[:, 1]], bend=-0.3)
+        ax.add_collection(LineCollection(curves, colors=_TIE_COLOUR, linewidths=1.4, alpha=0.9,
+                                         linestyles=(0, (1, 1.5)), zorder=2.5))
+
     # --- neurons: coloured by symmetry
     size = float(np.clip(9000.0 / max(widest, 1) ** 1.3, 6.0, 160.0))
     for code, (colour, _) in SYMMETRY_STYLE.items():
@@ -196,6 +219,9 @@ def draw_graph(graph, path: str | os.PathLike, *, layer_names: Sequence[str] | N
         handles.append(Line2D([], [], color=_SKIP_COLOUR, linestyle="--", linewidth=1.5,
                               label=f"skip / residual edge (spans > 1 layer): {skipped.size}"))
     scale_note = "its layer's" if edge_scale == "layer" else "all edges'"
+    if ties.shape[0]:
+        handles.append(Line2D([], [], color=_TIE_COLOUR, linestyle=(0, (1, 1.5)), linewidth=1.5,
+                              label=f"residual tie (one permutation slot and factor): {ties.shape[0]}"))
     handles.append(Line2D([], [], color="#222222", linewidth=2.0,
                           label=f"edge shade: kernel norm ‖W[i,j]‖ (faint ≤ 1st, black ≥ 99th pct. of {scale_note})"))
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=8.5,
@@ -221,7 +247,7 @@ def save_png(fig, path: str | os.PathLike) -> Path:
 
     fig.canvas.draw()
     rgba = np.asarray(fig.canvas.buffer_rgba())
-    img = Image.fromarray(rgba[..., :3].copy()).quantize(colors=64, method=Image.Quantize.MEDIANCUT,
+    img = Image.fromarray(rgba[..., :3].copy()).quantize(colors=64, method=Image.Quantize.FASTOCTREE,
                                                          dither=Image.Dither.NONE)
     out = Path(path)
     with atomic_path(out) as tmp:
