@@ -250,7 +250,7 @@ def plot_zoo(zoo: Any, path: str | os.PathLike, *, dpi: int = 100, **summary_kwa
         labels = [v if len(v) <= 28 else v[:26] + "…" for v, _ in items]
         values = [c for _, c in items]
         bar_colours = [colour.get(v, "#777777") for v, _ in items] if key == "activation" else "#777777"
-        ax.barh(range(len(items)), values, color=bar_colours)
+        ax.barh(range(len(items)), values, color=bar_colours, height=0.6)
         ax.set_yticks(range(len(items)), labels, fontsize=8)
         ax.invert_yaxis()
         for i, c in enumerate(values):
@@ -288,6 +288,7 @@ def plot_zoo(zoo: Any, path: str | os.PathLike, *, dpi: int = 100, **summary_kwa
     w = norms["weight"]
     act = norms["activation"]
     rng = np.random.default_rng(0)
+    dot = float(np.clip(300.0 / np.sqrt(max(w.shape[0], 1)), 3.0, 20.0))
     for l in range(w.shape[1]):
         for ai, a in enumerate(acts or sorted(set(act.tolist()))):
             v = w[act == a, l]
@@ -296,11 +297,16 @@ def plot_zoo(zoo: Any, path: str | os.PathLike, *, dpi: int = 100, **summary_kwa
                 continue
             offset = (ai - (len(acts) - 1) / 2) * 0.8 / max(len(acts), 1)
             x = l + 1 + offset + rng.uniform(-0.3, 0.3, v.size) / max(len(acts), 1)
-            ax.scatter(x, v, s=6, alpha=0.5, color=colour.get(a, "#777777"), linewidths=0,
+            ax.scatter(x, v, s=dot, alpha=0.55, color=colour.get(a, "#777777"), linewidths=0,
                        label=a if l == 0 else None)
             ax.plot([l + 1 + offset - 0.12, l + 1 + offset + 0.12], [np.median(v)] * 2, color="black", lw=1.5)
-    if w.size and np.nanmin(w) > 0:
+    if np.isfinite(w).any() and np.nanmin(w) > 0:
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(range(1, w.shape[1] + 1))
     ax.set_xlabel("parametric layer")
     ax.set_ylabel("‖W‖ (Frobenius, per network)")
