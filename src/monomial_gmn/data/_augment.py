@@ -1,0 +1,61 @@
+"""Augmentation with the monomial group: a PyG-style transform applying a random group element per net."""
+
+from __future__ import annotations
+
+import torch
+from torch_geometric.data import Data
+from torch_geometric.transforms import BaseTransform
+
+from ..group import MonomialGroup
+
+__all__ = ["RandomMonomial"]
+
+
+class RandomMonomial(BaseTransform):
+    r"""Apply a random element of each network's monomial group (a PyG transform; never mutates its input).
+
+    For every hidden neuron i, a permutation inside its layer and a factor :math:`d_i` — drawn from
+    :math:`U[1, s]` with :math:`s = 10^{\text{level}}` after ReLU-like activations (the paper's levels
+    s = 10, 10², 10³, 10⁴), a random sign after tanh/sin, 1 elsewhere — then the law
+    :math:`b_i \to d_i b_i,\; W_{ij} \to d_i W_{ij} / d_j` (see :class:`monomial_gmn.ParameterGraph`).
+    Works on one ParameterGraph or a whole PyG ``Batch`` (one independent element per graph, vectorised).
+    The sampling and the action are those of :class:`monomial_gmn.MonomialGroup`.
+
+    Args:
+        level: k in s = 10^k (default: 1). ``level=0`` is the identity (nothing is sampled or moved).
+        scale: s directly (overrides ``level``); must be ≥ 1.
+        permute: also permute hidden neurons (default: True).
+        distribution: ``"uniform"`` (the paper's U[1, s]; default) or ``"loguniform"`` on [1, s].
+        seed: seed of the transform's own generator (None: torch's global RNG).
+    """
+
+    def __init__(self, level: float = 1, scale: float | None = None, permute: bool = True,
+                 distribution: str = "uniform", seed: int | None = None):
+        s = float(scale) if scale is not None else 10.0 ** float(level)
+        if s < 1.0:
+            raise ValueError(f"RandomMonomial: the scale s must be >= 1, got {s}")
+        if distribution not in ("uniform", "loguniform"):
+            raise ValueError(f"RandomMonomial: distribution must be 'uniform' or 'loguniform', not {distribution!r}")
+        self.scale = s
+        self.level = level if scale is None else None
+        self.permute = bool(permute)
+        self.distribution = distribution
+        self.generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+
+    @property
+    def is_identity(self) -> bool:
+        return self.scale == 1.0 and not self.permute or (self.level == 0 and self.scale == 1.0)
+
+    def sample(self, data: Data):
+        """The group element that :meth:`forward` would apply to ``data`` (advances the generator)."""
+        return MonomialGroup(data).sample(generator=self.generator, scale_range=(1.0, self.scale),
+                                          distribution=self.distribution, permute=self.permute)
+
+    def forward(self, data: Data) -> Data:
+        if self.is_identity:
+            return data
+        return self.sample(data).act_graph(data)
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}(scale={self.scale:g}, permute={self.permute}, "
+                f"distribution={self.distribution!r})")

@@ -1,0 +1,198 @@
+"""Reader for INR zoos stored as one state dict per network (the NFN / DWSNets / ScaleGMN distributions).
+
+Whatever the key names, the layer chain is recovered from the tensors: 2-d tensors are Linear weights,
+1-d tensors biases; layers are ordered by the numbers in their names (natural order), each bias is paired
+with its weight by name (``...weight`` → ``...bias``) or by position and size, and the chain is checked
+(each layer reads what the previous one writes). The networks become ``Linear, Sine(w0), ..., Linear``
+templates converted by the core converter (sign symmetry on hidden neurons).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .._errors import ZooFormatError
+from ._arch import Architecture, siren_architecture
+from ._safe import load_array, read_csv_columns
+from ._zoo import Zoo
+
+__all__ = ["read_siren_dir", "is_state_dict_dir", "state_dict_files", "siren_layers"]
+
+_SUFFIXES = (".pt", ".pth", ".safetensors")
+
+
+def _natural(s: str) -> list[Any]:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
+
+
+def state_dict_files(path: Path) -> list[Path]:
+    """Weight files under ``path`` (recursive), in natural path order."""
+    files = [p for p in path.rglob("*") if p.suffix in _SUFFIXES and p.is_file() and not p.name.startswith(".")]
+    return sorted(files, key=lambda p: _natural(str(p.relative_to(path))))
+
+
+def is_state_dict_dir(path: Path) -> bool:
+    return path.is_dir() and any(True for _ in state_dict_files(path))
+
+
+def load_state(path: Path) -> dict[str, torch.Tensor]:
+    """A flat tensor state dict from .pt/.pth (weights_only) or .safetensors; ZooFormatError otherwise."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            obj: Any = load_file(str(path))
+        except Exception as exc:  # malformed header, truncated file
+            raise ZooFormatError(f"{path}: not a readable safetensors file ({exc})") from None
+    else:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # pickled objects and corrupt files; nothing is executed
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ZooFormatError(f"{path}: not a tensor-only state dict (read with weights_only=True): "
+                                 f"{first}") from None
+    for key in ("state_dict", "model_state_dict", "model", "params"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not obj:
+        raise ZooFormatError(f"{path}: expected a non-empty dict of tensors (a state dict)")
+    out = {}
+    for k, v in obj.items():
+        if not isinstance(v, torch.Tensor):
+            raise ZooFormatError(f"{path}: entry {k!r} is a {type(v).__name__}, not a tensor")
+        out[str(k)] = v
+    return out
+
+
+def siren_layers(state: dict[str, torch.Tensor], where: str) -> list[tuple[str, str | None]]:
+    """``[(weight key, bias key or None)]`` in forward order, whatever the key names (checked chain)."""
+    keys = sorted(state, key=_natural)
+    weights = [k for k in keys if state[k].dim() == 2]
+    biases = [k for k in keys if state[k].dim() == 1]
+    other = [k for k in keys if state[k].dim() not in (1, 2)]
+    if other:
+        raise ZooFormatError(f"{where}: tensor {other[0]!r} has shape {tuple(state[other[0]].shape)}; an MLP "
+                             f"state dict holds 2-d weights and 1-d biases only")
+    if not weights:
+        raise ZooFormatError(f"{where}: no 2-d weight tensor found")
+    pairs: list[tuple[str, str | None]] = []
+    free = list(biases)
+    for w in weights:
+        cand = [w.replace("weight", "bias")] if "weight" in w else []
+        cand += [w[:-1] + "b"] if w.endswith("w") or w.endswith("W") else []
+        b = next((c for c in cand if c in free), None)
+        if b is None:  # positional: the first unused bias after this weight with the right size
+            after = [k for k in free if _natural(k) > _natural(w) and state[k].numel() == state[w].shape[0]]
+            b = after[0] if after else None
+        if b is not None:
+            if state[b].numel() != state[w].shape[0]:
+                raise ZooFormatError(f"{where}: bias {b!r} has {state[b].numel()} values; weight {w!r} has "
+                                     f"{state[w].shape[0]} outputs")
+            free.remove(b)
+        pairs.append((w, b))
+    if free:
+        raise ZooFormatError(f"{where}: bias tensor(s) {free} match no weight")
+    for (w0, _), (w1, _) in zip(pairs, pairs[1:]):
+        if state[w1].shape[1] != state[w0].shape[0]:
+            raise ZooFormatError(f"{where}: layer {w1!r} reads {state[w1].shape[1]} values but {w0!r} (the layer "
+                                 f"before it in name order) writes {state[w0].shape[0]}; cannot chain the layers")
+    return pairs
+
+
+def _labels(path: Path, files: list[Path], labels: Any) -> np.ndarray:
+    rel = [str(f.relative_to(path)) for f in files]
+    if labels is not None and not isinstance(labels, (str, os.PathLike)):
+        arr = np.asarray(labels, dtype=np.int64)
+        if arr.shape != (len(files),):
+            raise ValueError(f"labels has shape {arr.shape}; the directory holds {len(files)} networks")
+        return arr
+    lf = Path(labels) if labels is not None else next(
+        (path / n for n in ("labels.csv", "labels.json", "labels.npy") if (path / n).is_file()), None)
+    if lf is not None:
+        if lf.suffix == ".npy":
+            arr = np.asarray(load_array(lf, mmap=False, ndim=1, dtype=np.integer), dtype=np.int64)
+            if arr.shape[0] != len(files):
+                raise ZooFormatError(f"{lf}: has {arr.shape[0]} labels for {len(files)} weight files")
+            return arr
+        if lf.suffix == ".json":
+            try:
+                mapping = json.loads(lf.read_text())
+            except json.JSONDecodeError as exc:
+                raise ZooFormatError(f"{lf}: not valid JSON ({exc})") from None
+        else:
+            _, cols = read_csv_columns(lf)
+            if "file" not in cols or "label" not in cols:
+                raise ZooFormatError(f"{lf}: needs columns 'file' and 'label'")
+            mapping = dict(zip(cols["file"], cols["label"]))
+        if not isinstance(mapping, dict):
+            raise ZooFormatError(f"{lf}: expected a mapping file -> label")
+        missing = [r for r in rel if r not in mapping]
+        if missing:
+            raise ZooFormatError(f"{lf}: no label for {missing[0]!r} ({len(missing)} files missing)")
+        try:
+            return np.array([int(mapping[r]) for r in rel], dtype=np.int64)
+        except (TypeError, ValueError):
+            raise ZooFormatError(f"{lf}: labels must be integers") from None
+    parents = [f.relative_to(path).parts[0] if len(f.relative_to(path).parts) > 1 else "" for f in files]
+    if parents and all(p.isdigit() for p in parents):
+        return np.array([int(p) for p in parents], dtype=np.int64)
+    return np.full(len(files), -1, dtype=np.int64)
+
+
+def read_siren_dir(path: str | os.PathLike, w0: float = 30.0, labels: Any = None,
+                   progress: bool = True) -> Zoo:
+    """Load a directory of SIREN state dicts (``.pt``/``.pth`` via weights_only, or ``.safetensors``).
+
+    Args:
+        path: directory searched recursively for weight files (natural path order = zoo order).
+        w0: the SIREN frequency ω0 used by every sine layer (default 30).
+        labels: an array of labels in zoo order, a labels file (``.csv`` with ``file,label``, ``.json``
+            mapping relative path → label, ``.npy``), or None: ``labels.{csv,json,npy}`` in ``path`` if present,
+            else integer class folder names (``path/<label>/net.pt``), else -1.
+    """
+    path = Path(path)
+    files = state_dict_files(path)
+    if not files:
+        raise ZooFormatError(f"{path}: no .pt/.pth/.safetensors weight files found")
+    archs: dict[str, Architecture] = {}
+    sigs: dict[tuple, tuple[str, list[str]]] = {}
+    rows: dict[str, list[np.ndarray]] = {}
+    arch_col, net_row = [], []
+    for f in tqdm(files, desc="reading INRs", unit="net", disable=not progress or len(files) < 200):
+        state = load_state(f)
+        sig = tuple(sorted((k, tuple(v.shape)) for k, v in state.items()))
+        if sig not in sigs:
+            pairs = siren_layers(state, str(f))
+            widths = [int(state[pairs[0][0]].shape[1])] + [int(state[w].shape[0]) for w, _ in pairs]
+            if any(b is None for _, b in pairs):
+                raise ZooFormatError(f"{f}: every SIREN layer needs a bias; {pairs[[b is None for _, b in pairs].index(True)][0]!r} has none")
+            name = f"siren-{'-'.join(map(str, widths))}" + (f"-{len(sigs)}" if len(sigs) else "")
+            arch = siren_architecture(tuple(widths), w0, name=name)
+            order = [k for pair in pairs for k in pair if k is not None]
+            sigs[sig] = (name, order)
+            archs[name] = arch
+            rows[name] = []
+        name, order = sigs[sig]
+        flat = torch.cat([state[k].detach().reshape(-1).to(torch.float32) for k in order]).numpy()
+        if not np.isfinite(flat).all():
+            raise ZooFormatError(f"{f}: weights hold NaN or infinite values")
+        arch_col.append(name)
+        net_row.append(len(rows[name]))
+        rows[name].append(flat)
+    params = {name: np.stack(r).astype(np.float32) for name, r in rows.items()}
+    columns = {"activation": np.full(len(files), "sine"), "arch": np.array(arch_col),
+               "label": _labels(path, files, labels), "psnr": np.full(len(files), np.nan),
+               "file": np.array([str(f.relative_to(path)) for f in files])}
+    meta = {"format": "state-dict-dir", "path": str(path), "source": str(path), "w0": float(w0)}
+    return Zoo(archs, params, np.array(net_row), columns, None, meta, "inr")
+
+
