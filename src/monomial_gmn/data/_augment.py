@@ -44,7 +44,8 @@ class RandomMonomial(BaseTransform):
 
     @property
     def is_identity(self) -> bool:
-        return self.scale == 1.0 and not self.permute or (self.level == 0 and self.scale == 1.0)
+        """Level 0 (s = 1 from ``level``) is the identity; so is s = 1 without permutations."""
+        return self.scale == 1.0 and (self.level is not None or not self.permute)
 
     def sample(self, data: Data):
         """The group element that :meth:`forward` would apply to ``data`` (advances the generator)."""
