@@ -4,6 +4,8 @@
 from ._batch import GraphLoader, batch_graphs, batch_stacked
 from ._convert import (ConvertContext, LayerConversion, graph_spec, op_symmetry, register_converter, register_op,
                        register_spec_builder, to_graph, to_module)
+from ._fx import fx_graph_spec, fx_to_graph
+from ._fx_spec import FxGraphSpec, NormKind, NormRecord
 from ._modules import Sine
 from ._networkx import graph_from_networkx, graph_to_networkx
 from ._parameter_graph import ParameterGraph, kernel_side, pad_canvas
@@ -15,4 +17,5 @@ __all__ = [
     "to_graph", "to_module", "graph_spec", "register_converter", "register_op", "register_spec_builder",
     "op_symmetry", "ConvertContext", "LayerConversion", "batch_graphs", "batch_stacked", "GraphLoader",
     "kernel_side", "pad_canvas", "graph_to_networkx", "graph_from_networkx",
+    "fx_graph_spec", "fx_to_graph", "FxGraphSpec", "NormKind", "NormRecord",
 ]

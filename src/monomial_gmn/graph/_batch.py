@@ -24,7 +24,17 @@ def batch_graphs(graphs: Sequence[ParameterGraph]) -> Batch:
         raise ValueError("batch_graphs needs at least one graph")
     side = max(kernel_side(g.edge_attr) for g in graphs)
     graphs = [g if kernel_side(g.edge_attr) == side else g.pad_kernel(side) for g in graphs]
+    if any("norm" in g for g in graphs) and not all("norm" in g for g in graphs):
+        graphs = [g if "norm" in g else _with_zero_norm(g) for g in graphs]
     return Batch.from_data_list(list(graphs))
+
+
+def _with_zero_norm(g: ParameterGraph) -> ParameterGraph:
+    """A shallow copy with empty norm fields (``norm`` zeros [N, 4], ``norm_kind`` 0): a net without norms."""
+    out = g.__class__(**{k: v for k, v in g.items()})
+    out.norm = g.x.new_zeros(g.num_nodes, 4)
+    out.norm_kind = torch.zeros(g.num_nodes, dtype=torch.long, device=g.x.device)
+    return out
 
 
 def batch_stacked(spec: GraphSpec, x: Tensor, edge_attr: Tensor, **graph_fields: Tensor) -> Batch:

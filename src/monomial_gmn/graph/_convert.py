@@ -87,6 +87,7 @@ class _OpRule:
 _CONVERTERS: dict[type, Callable[[nn.Module, ConvertContext], LayerConversion]] = {}
 _OPS: dict[type, _OpRule] = {}
 _SPEC_BUILDERS: list[Callable[[nn.Module], GraphSpec | None]] = []
+_NAMED_BUILDERS: dict[str, Callable[[nn.Module], GraphSpec | None]] = {}
 
 
 def register_converter(module_type: type) -> Callable:
@@ -116,10 +117,16 @@ def register_op(module_type: type, symmetry: Symmetry | str | Callable[[nn.Modul
     _OPS[module_type] = _OpRule(sym, effect, allow_params)
 
 
-def register_spec_builder(fn: Callable[[nn.Module], GraphSpec | None]) -> None:
-    """Register a fallback builder for modules that are not Sequential-like (returns None to pass)."""
+def register_spec_builder(fn: Callable[[nn.Module], GraphSpec | None], name: str | None = None) -> None:
+    """Register a fallback builder for modules that are not Sequential-like (returns None to pass).
+
+    A builder may also raise :class:`UnsupportedModuleError`; the next builder is then tried and the first
+    error is raised if none accepts the module. ``name`` makes it selectable as ``to_graph(m, method=name)``.
+    """
     if fn not in _SPEC_BUILDERS:
         _SPEC_BUILDERS.append(fn)
+    if name is not None:
+        _NAMED_BUILDERS[name] = fn
 
 
 def _lookup(registry: dict, module: nn.Module):
@@ -324,42 +331,83 @@ def _assemble(records: list[LayerRecord], syms: list[Symmetry], n_nodes: int) ->
     return GraphSpec(layer=layer, role=role, sym=sym, block=block, pos=pos, layers=records)
 
 
-def graph_spec(module: nn.Module) -> GraphSpec:
-    """The :class:`GraphSpec` of a module's architecture (Sequential walker, then registered builders)."""
-    if _is_sequential_like(module):
+def _user_leaf_failed(module: nn.Module, err: UnsupportedModuleError) -> bool:
+    """True if the walker stopped at a user-defined (not torch.nn) module: a block for torch.fx to trace."""
+    try:
+        leaf = module.get_submodule("" if err.path == "<root>" else err.path)
+    except AttributeError:
+        return False
+    return not type(leaf).__module__.startswith("torch.")
+
+
+def graph_spec(module: nn.Module, method: str = "auto") -> GraphSpec:
+    """The :class:`GraphSpec` of a module's architecture.
+
+    Args:
+        module: the network.
+        method: ``"auto"`` (default): the Sequential walker for ``nn.Sequential`` stacks of registered
+            layers; a stack holding a user-defined block or activation, and any other module, goes through
+            the registered builders (the torch.fx converter). ``"sequential"``: the walker only. A builder
+            name (``"fx"``): that builder only.
+    """
+    if method == "sequential":
         return _sequential_spec(module)
+    if method != "auto":
+        if method not in _NAMED_BUILDERS:
+            raise ValueError(f"unknown conversion method {method!r}; expected 'auto', 'sequential' or one of "
+                             f"{sorted(_NAMED_BUILDERS)}")
+        spec = _NAMED_BUILDERS[method](module)
+        if spec is None:
+            raise UnsupportedModuleError("", type(module).__name__, f"the {method!r} converter does not accept it")
+        return spec
+    first_error: UnsupportedModuleError | None = None
+    builder_error: UnsupportedModuleError | None = None
+    if _is_sequential_like(module):
+        try:
+            return _sequential_spec(module)
+        except UnsupportedModuleError as err:
+            if not _user_leaf_failed(module, err):
+                raise
+            first_error = err
     for builder in _SPEC_BUILDERS:
-        spec = builder(module)
+        try:
+            spec = builder(module)
+        except UnsupportedModuleError as err:
+            builder_error = builder_error or err
+            continue
         if spec is not None:
             return spec
+    if builder_error is not None or first_error is not None:
+        raise builder_error or first_error
     raise UnsupportedModuleError("", type(module).__name__, "it is not an nn.Sequential stack or a registered "
                                  "layer, and no other converter accepted it")
 
 
-def to_graph(module: nn.Module) -> ParameterGraph:
+def to_graph(module: nn.Module, method: str = "auto") -> ParameterGraph:
     """Convert a network to its :class:`ParameterGraph` (layout and law in :mod:`monomial_gmn.graph`).
 
     Raises:
         UnsupportedModuleError: a module without converter (named by path and type).
         NonFiniteWeightsError: a parameter holds NaN/inf (named).
     """
-    spec = graph_spec(module)
+    spec = graph_spec(module, method)
     return spec.graph(spec.flatten(module))
 
 
-def to_module(graph: ParameterGraph, template: nn.Module) -> nn.Module:
+def to_module(graph: ParameterGraph, template: nn.Module, method: str = "auto") -> nn.Module:
     """A deep copy of ``template`` holding ``graph``'s parameters (name-based, exact, bit-for-bit).
 
     Parameters are matched by the names recorded for ``template``'s architecture, and weights are placed
     through ``edge_index``, so a graph whose edges were reordered loads the same. Parameters the graph does
-    not carry (a shared PReLU slope) are taken from ``template``.
+    not carry (a shared PReLU slope) are taken from ``template``. Buffers the graph carries (a norm's
+    running statistics) are written too. ``method`` as in :func:`graph_spec`.
     """
     if getattr(graph, "num_graphs", 1) != 1 or hasattr(graph, "ptr"):
         raise GraphMismatchError("to_module takes one graph; split a batch with batch.to_data_list()")
-    spec = graph_spec(template)
+    spec = graph_spec(template, method)
     state = spec.state_from_graph(graph)
     net = copy.deepcopy(template)
-    params = dict(net.named_parameters())
+    params = {**dict(net.named_buffers()), **dict(net.named_parameters())}
     with torch.no_grad():
         for name, value in state.items():
             p = params[name]

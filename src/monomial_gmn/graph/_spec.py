@@ -299,5 +299,5 @@ def _numel(shape: Iterable[int]) -> int:
 
 def _state_of(module_or_state: nn.Module | Mapping[str, Tensor]) -> Mapping[str, Tensor]:
     if isinstance(module_or_state, nn.Module):
-        return dict(module_or_state.named_parameters())
+        return {**dict(module_or_state.named_buffers()), **dict(module_or_state.named_parameters())}
     return module_or_state
