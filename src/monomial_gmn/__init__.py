@@ -11,6 +11,7 @@ from ._errors import GraphMismatchError, NonFiniteWeightsError, UnsupportedModul
 from .graph import (GraphLoader, GraphSpec, ParameterGraph, Role, Sine, Symmetry, batch_graphs, batch_stacked,
                     graph_spec, register_converter, register_op, to_graph, to_module)
 from .group import MonomialGroup, MonomialTransform, random_transform, sample_transform
+from .verify import SymmetryReport, verify_symmetry
 
 __version__ = "0.1.0"
 
@@ -19,4 +20,5 @@ __all__ = [
     "register_converter", "register_op", "batch_graphs", "batch_stacked", "GraphLoader",
     "MonomialGroup", "MonomialTransform", "sample_transform", "random_transform",
     "UnsupportedModuleError", "NonFiniteWeightsError", "GraphMismatchError", "ZooFormatError",
+    "verify_symmetry", "SymmetryReport",
 ]
