@@ -146,12 +146,14 @@ def measure_model(model: str = "monomial", shape: str = "cnn", batch: int = 64, 
     res: dict[str, Any] = {"model": model, "shape": shape, "batch": batch, "hidden": hidden, "layers": layers,
                            "threads": torch.get_num_threads(), "rss_mb_after_import": peak_rss_mb()}
     torch.manual_seed(seed)
+    data = _Data(bshape, batch, pool_batches=4, seed=seed)
     try:
-        net = build_bench_model(model, bshape.out_dim, hidden, layers)
+        net = build_bench_model(model, bshape.out_dim, hidden, layers, depth=len(data.spec.layers))
     except ModelUnavailable as exc:
         res.update(status="skipped", reason=str(exc))
         return res
-    data = _Data(bshape, batch, pool_batches=4, seed=seed)
+    with torch.no_grad():  # materialises lazily built parameters before the optimiser sees them
+        net(data.next())
     res["parameters"] = int(sum(p.numel() for p in net.parameters()))
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
     res["rss_mb_after_setup"] = peak_rss_mb()
@@ -260,7 +262,7 @@ def measure_scaling(sizes: list[int], model: str | None = "monomial", shape: str
     if mode != "convert":
         torch.manual_seed(seed)
         try:
-            net = build_bench_model(model or "monomial", bshape.out_dim, hidden, layers)
+            net = build_bench_model(model or "monomial", bshape.out_dim, hidden, layers, depth=len(spec.layers))
         except ModelUnavailable as exc:
             res.update(mode="convert", model=None, fallback_reason=str(exc))
     mode = res["mode"]
@@ -271,6 +273,10 @@ def measure_scaling(sizes: list[int], model: str | None = "monomial", shape: str
         y = torch.randint(0, bshape.out_dim, (sizes[-1],), generator=gen)
     else:
         y = torch.rand(sizes[-1], bshape.out_dim, generator=gen)
+    if net is not None:
+        x0, e0 = spec.stacked(flat[:batch])
+        with torch.no_grad():  # materialises lazily built parameters
+            net(batch_stacked(spec, x0, e0))
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4) if net is not None and mode == "train" else None
     if net is not None:
         net.train(mode == "train")

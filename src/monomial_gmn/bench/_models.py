@@ -14,8 +14,10 @@ class ModelUnavailable(RuntimeError):
 
 
 def build_bench_model(name: str, out_dim: int, hidden_dim: int, num_layers: int,
-                      readout: str = "invariant") -> nn.Module:
+                      readout: str = "invariant", depth: int | None = None) -> nn.Module:
     """``monomial_gmn.models.build_model(name, ...)``, or ``nn.MonomialGMN`` when only that exists.
+
+    ``depth`` (parametric layers of the zoo's architecture) is passed to the fixed-architecture ``np`` model.
 
     Raises:
         ModelUnavailable: with the reason, when the model cannot be built in this installation.
@@ -31,7 +33,8 @@ def build_bench_model(name: str, out_dim: int, hidden_dim: int, num_layers: int,
             raise ModelUnavailable(f"neither monomial_gmn.models nor monomial_gmn.nn.MonomialGMN is importable "
                                    f"({exc}; {exc2})") from None
         return MonomialGMN(out_dim=out_dim, hidden_dim=hidden_dim, num_layers=num_layers, readout=readout)
+    kw = {"depth": depth} if name == "np" and depth is not None else {}
     try:
-        return build_model(name, out_dim, readout=readout, hidden_dim=hidden_dim, num_layers=num_layers)
+        return build_model(name, out_dim, readout=readout, hidden_dim=hidden_dim, num_layers=num_layers, **kw)
     except (KeyError, ValueError, TypeError, NotImplementedError) as exc:
         raise ModelUnavailable(f"build_model({name!r}) failed: {type(exc).__name__}: {exc}") from None
