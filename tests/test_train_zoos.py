@@ -10,10 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from monomial_gmn.data import load_zoo
-from monomial_gmn.data._arch import digits_cnn_architecture, siren_architecture
-from monomial_gmn.data._format import save_zoo
-from monomial_gmn.data._zoo import Zoo
+from monomial_gmn.data import Zoo, digits_cnn_architecture, load_zoo, save_zoo, siren_architecture
 
 
 def make_cnn_zoo(path: Path, n: int = 64, seed: int = 0, channels: int = 4):
