@@ -487,3 +487,89 @@ def test_fx_graph_spec_is_the_explicit_entry_point():
     assert isinstance(fx_graph_spec(net), FxGraphSpec)
     assert torch.equal(mg.graph.fx_to_graph(net).edge_attr, mg.to_graph(net).edge_attr)
     assert copy.deepcopy(net) is not net
+
+
+# ------------------------------------------------------------------------------------------ random dataflow graphs
+_ACTS = {
+    "relu": F.relu, "tanh": torch.tanh, "gelu": F.gelu, "sine": lambda h: torch.sin(3.0 * h),
+    "leaky": lambda h: F.leaky_relu(h, 0.2), "identity": lambda h: h, "sigmoid": torch.sigmoid,
+    "cube": lambda h: h ** 3,
+}
+
+
+class RandomDAG(nn.Module):
+    """A random residual/concatenating/normalised MLP: a static plan that fx unrolls."""
+
+    def __init__(self, seed):
+        super().__init__()
+        import random
+
+        rng = random.Random(seed)
+        width = self.in_dim = rng.randint(2, 5)
+        self.plan, self.mods, k = [], nn.ModuleList(), 0
+
+        def lin(i, o):
+            nonlocal k
+            self.mods.append(nn.Linear(i, o, bias=rng.random() < 0.8))
+            k += 1
+            return k - 1
+
+        for _ in range(rng.randint(2, 5)):
+            kind = rng.choice(["dense", "residual", "cat", "norm", "slice"])
+            a1, a2 = rng.choice(list(_ACTS)), rng.choice(list(_ACTS))
+            if kind == "dense":
+                new = rng.randint(2, 7)
+                self.plan.append(("dense", lin(width, new), a1))
+                width = new
+            elif kind == "residual":
+                mid = rng.randint(2, 7)
+                self.plan.append(("residual", lin(width, mid), lin(mid, width), a1, a2))
+            elif kind == "cat":
+                w1, w2 = rng.randint(1, 4), rng.randint(1, 4)
+                self.plan.append(("cat", lin(width, w1), lin(width, w2), a1, a2))
+                width = w1 + w2
+            elif kind == "norm":
+                new = 2 * rng.randint(1, 3)
+                norm = rng.choice([nn.BatchNorm1d(new), nn.LayerNorm(new), nn.GroupNorm(2, new)])
+                with torch.no_grad():
+                    for name, t in list(norm.named_parameters()) + list(norm.named_buffers()):
+                        if t.is_floating_point():
+                            t.copy_(torch.rand(t.shape, generator=torch.Generator().manual_seed(seed)) + 0.5)
+                first = lin(width, new)
+                self.mods.append(norm)
+                k += 1
+                self.plan.append(("norm", first, k - 1, a1))
+                width = new
+            elif width >= 2 and k > 0:  # (slicing the raw input leaves its channel count unknown)
+                half = width // 2
+                self.plan.append(("slice", lin(half, half), half, a1))
+                width = half
+        self.plan.append(("dense", lin(width, rng.randint(1, 3)), "identity"))
+
+    def forward(self, h):
+        m = self.mods
+        for step in self.plan:
+            if step[0] == "dense":
+                h = _ACTS[step[2]](m[step[1]](h))
+            elif step[0] == "residual":
+                h = _ACTS[step[4]](h + m[step[2]](_ACTS[step[3]](m[step[1]](h))))
+            elif step[0] == "cat":
+                h = torch.cat([_ACTS[step[3]](m[step[1]](h)), _ACTS[step[4]](m[step[2]](h))], dim=1)
+            elif step[0] == "norm":
+                h = _ACTS[step[3]](m[step[2]](m[step[1]](h)))
+            else:
+                half = step[2]
+                h = _ACTS[step[3]](h[:, :half] + m[step[1]](h[:, half:2 * half]))
+        return h
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_dataflow_graphs_round_trip_and_verify(seed):
+    torch.manual_seed(seed)
+    net = RandomDAG(seed).double().eval()
+    x = torch.randn(6, net.in_dim, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    graph = mg.to_graph(net).validate()
+    net2 = mg.to_module(graph, net)
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), net2.state_dict().values()))
+    report = mg.verify_symmetry(net, x, n_samples=3, max_scale=10.0, generator=torch.Generator().manual_seed(seed))
+    assert report.passed and report.max_error < 1e-9, str(report)

@@ -890,6 +890,11 @@ class _Interpreter:
         comp = torch.tensor([find(s) for s in range(nseg)], dtype=torch.long)[seg_of]
         sym_v = torch.tensor([int(s) for s in self.vsym], dtype=torch.long)
         fixed_v = torch.tensor(self.vfixed, dtype=torch.bool)
+        for a, b in self.ties:  # safety net: a tie that does not align position by position fixes its neurons
+            bad = (offset[a] != offset[b]) | (comp[a] != comp[b])
+            if bool(bad.any()):
+                fixed_v[a[bad]] = True
+                fixed_v[b[bad]] = True
         # per component: meet of the members' symmetries, fixed if any member is
         comp_sym: dict[int, Symmetry] = {}
         comp_fixed: dict[int, bool] = {}
