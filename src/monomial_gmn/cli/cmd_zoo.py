@@ -17,6 +17,7 @@ _EPILOG = """examples:
   monomial-gmn zoo build digits-siren --out zoos/inr --nets 1797 --option resolution=28 --option copies=2
   monomial-gmn zoo info zoos/cnn            # our format, a Small CNN Zoo directory, or SIREN state dicts
   monomial-gmn zoo info path/to/small-cnn-zoo --activation relu --json
+  monomial-gmn zoo info zoos/cnn --plot zoo.png   # + counts, accuracy histogram, weight norms per layer
 A build resumes where it stopped (finished chunks on disk are kept) and gives the same zoo for the same
 --seed whatever --workers or --shard."""
 
@@ -86,6 +87,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         description="Counts per activation and architecture, metric statistics, how it was built.")
     add_info_arguments(i)
+    i.add_argument("--plot", metavar="PNG", help="also draw counts per activation/architecture, the target "
+                                                "histogram and per-layer weight norms to this PNG, and print "
+                                                "the same numbers as tables")
     i.set_defaults(func=run_info)
 
 
@@ -140,8 +144,21 @@ def run_info(args: argparse.Namespace) -> int:
     if len(zoo) == 0:
         raise CLIError(f"{args.path}: no network matches --activation {args.activation} --step {args.step}")
     info = zoo.info()
+    summary = None
+    if getattr(args, "plot", None):
+        from ..viz import plot_zoo
+
+        summary = plot_zoo(zoo, args.plot)
+        info["summary"] = summary
     if args.json:
         print(json.dumps(info, indent=2, default=str))
     else:
-        print("\n".join(_table(info)))
+        print("\n".join(_table({k: v for k, v in info.items() if k != "summary"})))
+        if summary is not None:
+            from ..viz import format_zoo_summary
+
+            print()
+            print(format_zoo_summary(summary))
+    if summary is not None:
+        print(f"wrote {args.plot}")
     return 0
