@@ -54,6 +54,7 @@ def measure_conversion(shape: str = "cnn", nets: int = 10_000, batch: int = 64, 
         "shape": shape, "nets": nets, "num_params": spec.num_params, "num_nodes": spec.num_nodes,
         "num_edges": spec.num_edges, "kernel": spec.kernel_numel, "threads": torch.get_num_threads(),
         "stacked_seconds": t_conv, "stacked_nets_per_s": nets / t_conv["median"],
+        "stacked_nets_per_cpu_s": nets / max(t_conv["cpu_median"], 1e-9),
         "stacked_bytes_out": int(x.numel() * x.element_size() + e.numel() * e.element_size()),
         "batch_stacked_batch": batch, "batch_stacked_nets_per_s": nets / t_batch["median"],
         "per_graph_reference_nets": int(ref.shape[0]),
@@ -164,6 +165,7 @@ def measure_model(model: str = "monomial", shape: str = "cnn", batch: int = 64, 
     res["train_seconds_per_step"] = {k: (v / steps if not isinstance(v, list) else [r / steps for r in v])
                                      for k, v in t_train.items()}
     res["train_nets_per_s"] = steps * batch / t_train["median"]
+    res["train_nets_per_cpu_s"] = steps * batch / max(t_train["cpu_median"], 1e-9)
     res["peak_rss_mb"] = peak_rss_mb()
 
     net.eval()
@@ -172,6 +174,8 @@ def measure_model(model: str = "monomial", shape: str = "cnn", batch: int = 64, 
         t_inf = time_it(lambda: net(fixed), warmup, max(reps, 3) * steps)
     res["infer_seconds_per_batch"] = t_inf
     res["infer_nets_per_s"] = batch / t_inf["median"]
+    res["infer_nets_per_cpu_s"] = batch / max(t_inf["cpu_median"], 1e-9)
+    res["cpu_share"] = t_train["cpu_median"] / (t_train["median"] * res["threads"])
     res["peak_rss_mb_with_inference"] = peak_rss_mb()
 
     if flops:
@@ -189,6 +193,8 @@ def measure_model(model: str = "monomial", shape: str = "cnn", batch: int = 64, 
         train_flops = int(fc2.get_total_flops())
         mm = measure_matmul(n=matmul_n, rows=batch * data.spec.num_edges, width=hidden)
         fwd_rate = fwd / t_inf["median"]
+        fwd_cpu_rate = fwd / max(t_inf["cpu_median"], 1e-9)
+        mm_cpu_rate = mm["flops"] / max(mm["seconds"]["cpu_median"], 1e-9)
         res["flops"] = {
             "forward_flops_per_batch": fwd, "forward_flops_by_op": by_op,
             "forward_flop_per_s": fwd_rate,
@@ -196,6 +202,8 @@ def measure_model(model: str = "monomial", shape: str = "cnn", batch: int = 64, 
             "train_flop_per_s": train_flops / (t_train["median"] / steps),
             "matmul": mm, "forward_vs_matmul": fwd_rate / mm["flop_per_s"],
             "forward_vs_tall_matmul": fwd_rate / mm["tall"]["flop_per_s"],
+            "forward_flop_per_cpu_s": fwd_cpu_rate, "matmul_flop_per_cpu_s": mm_cpu_rate,
+            "forward_vs_matmul_cpu_time": fwd_cpu_rate / mm_cpu_rate,
             "note": "FlopCounterMode counts matmul/conv-type ops only (mm, addmm, bmm, ...); gathers, "
                     "index_add_ and elementwise work are not counted as FLOPs",
         }

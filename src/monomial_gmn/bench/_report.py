@@ -26,13 +26,15 @@ def _model_rows(result: dict[str, Any]) -> list[list[str]]:
     for r in result.get("models", []):
         name = f"{r.get('model')}/{r.get('shape')}"
         if r.get("status") != "ok":
-            rows.append([name, r.get("status", "?"), (r.get("reason") or "")[:70], "", "", "", ""])
+            rows.append([name, r.get("status", "?"), (r.get("reason") or "")[:70], "", "", "", "", "", ""])
             continue
         fl = r.get("flops") or {}
         mm = (fl.get("matmul") or {}).get("flop_per_s")
-        rows.append([name, _num(r["train_nets_per_s"]), _num(r["infer_nets_per_s"]), _num(r["peak_rss_mb"], 0),
+        rows.append([name, _num(r["train_nets_per_s"]), _num(r.get("train_nets_per_cpu_s")),
+                     _num(r["infer_nets_per_s"]), _num(r["peak_rss_mb"], 0),
                      _gflops(fl.get("forward_flop_per_s")), _gflops(mm),
-                     "-" if "forward_vs_matmul" not in fl else f"{100 * fl['forward_vs_matmul']:.0f}%"])
+                     "-" if "forward_vs_matmul" not in fl else f"{100 * fl['forward_vs_matmul']:.0f}%",
+                     "-" if r.get("cpu_share") is None else f"{100 * r['cpu_share']:.0f}%"])
     return rows
 
 
@@ -56,11 +58,12 @@ def format_table(result: dict[str, Any]) -> str:
     out = [f"monomial-gmn bench  {meta['date_utc']}  torch {mach['torch']}  {mach['cpu_count']} CPUs  "
            f"threads {cfg['threads_used']}  load {meta.get('loadavg_start')} -> {meta.get('loadavg_end')}",
            f"batch {cfg['batch']}  hidden {cfg['hidden']}  layers {cfg['layers']}  warm-up {cfg['warmup']}  "
-           f"reps {cfg['reps']} (median)", ""]
-    head = ["model/shape", "train n/s", "infer n/s", "peak MiB", "fwd GF/s", "mm GF/s", "fwd/mm"]
+           f"reps {cfg['reps']} (median)  [{cfg.get('threads_reason', '')}]",
+           "n/cpu-s: nets per CPU-second of the process; cpu got: CPU time / (wall time x threads)", ""]
+    head = ["model/shape", "train n/s", "n/cpu-s", "infer n/s", "peak MiB", "fwd GF/s", "mm GF/s", "fwd/mm",
+            "cpu got"]
     rows = _model_rows(result)
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
-    widths[2] = max(widths[2], 9)
     out.append("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(head, widths))))
     for r in rows:
         if len(r) > 2 and r[1] in ("skipped", "error"):
@@ -71,7 +74,7 @@ def format_table(result: dict[str, Any]) -> str:
     out.append("")
     if conv.get("status") == "ok":
         out.append(f"conversion ({conv['nets']:,} CNN nets, {conv['threads']} thread): stacked "
-                   f"{_num(conv['stacked_nets_per_s'])} nets/s; batch_stacked {_num(conv['batch_stacked_nets_per_s'])}"
+                   f"{_num(conv['stacked_nets_per_s'])} nets/s ({_num(conv.get('stacked_nets_per_cpu_s'))} per CPU-s); batch_stacked {_num(conv['batch_stacked_nets_per_s'])}"
                    f" nets/s; per-graph path {_num(conv['per_graph_reference_nets_per_s'])} nets/s")
     elif conv:
         out.append(f"conversion: {conv.get('status')}: {conv.get('reason')}")

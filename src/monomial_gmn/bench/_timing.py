@@ -16,21 +16,28 @@ __all__ = ["Timing", "time_it", "loadavg", "peak_rss_mb", "machine_info"]
 
 
 class Timing(dict):
-    """Seconds per call: ``median``, ``min``, ``max`` and every repetition (``runs``)."""
+    """Seconds per call: wall clock ``median``, ``min``, ``max``, every repetition (``runs``), and the
+    process CPU time of each repetition (``cpu_runs``, ``cpu_median``; summed over threads).
+
+    On a shared machine ``cpu_median / median`` (per thread) shows the share of the CPU the run got; with
+    one thread, ``cpu_median`` is what the run costs on a dedicated core.
+    """
 
 
 def time_it(fn: Callable[[], object], warmup: int, reps: int) -> Timing:
-    """Call ``fn`` ``warmup`` times untimed, then ``reps`` times timed (wall clock, ``perf_counter``)."""
+    """Call ``fn`` ``warmup`` times untimed, then ``reps`` times timed (``perf_counter`` and ``process_time``)."""
     if reps < 1:
         raise ValueError(f"reps must be >= 1, got {reps}")
     for _ in range(max(warmup, 0)):
         fn()
-    runs = []
+    runs, cpu = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
         runs.append(time.perf_counter() - t0)
-    return Timing(median=statistics.median(runs), min=min(runs), max=max(runs), runs=runs)
+        cpu.append(time.process_time() - c0)
+    return Timing(median=statistics.median(runs), min=min(runs), max=max(runs), runs=runs,
+                  cpu_median=statistics.median(cpu), cpu_runs=cpu)
 
 
 def loadavg() -> list[float] | None:

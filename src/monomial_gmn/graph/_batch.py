@@ -64,17 +64,17 @@ def batch_stacked(spec: GraphSpec, x: Tensor, edge_attr: Tensor, **graph_fields:
     zeros = torch.zeros(b, dtype=torch.long, device=device)
     slices: dict[str, Tensor] = {"x": node_ptr, "edge_index": edge_ptr, "edge_attr": edge_ptr}
     incs: dict[str, Any] = {"x": zeros, "edge_index": offsets, "edge_attr": zeros}
-    for key in ("layer", "role", "sym", "block", "pos"):
-        out[key] = getattr(spec, key).to(device).repeat(b)
+    for key in ("layer", "role", "sym", "block", "pos"):  # expand+reshape: one plain copy, cheaper than repeat
+        out[key] = getattr(spec, key).to(device).expand(b, n).reshape(b * n)
         slices[key], incs[key] = node_ptr, zeros
-    out.edge_layer = spec.edge_layer.to(device).repeat(b)
+    out.edge_layer = spec.edge_layer.to(device).expand(b, e).reshape(b * e)
     slices["edge_layer"], incs["edge_layer"] = edge_ptr, zeros
     for key, value in graph_fields.items():
         if value.shape[0] != b:
             raise ValueError(f"graph field '{key}' has leading dim {value.shape[0]}, expected {b}")
         out[key] = value
         slices[key], incs[key] = graph_ptr, zeros
-    out.batch = torch.arange(b, device=device).repeat_interleave(n)
+    out.batch = torch.arange(b, device=device).view(b, 1).expand(b, n).reshape(b * n)
     out.ptr = node_ptr
     out._num_graphs = b
     out._slice_dict = slices
