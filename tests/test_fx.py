@@ -27,17 +27,37 @@ class BasicBlock(nn.Module):
         return F.relu(out + x)
 
 
+class DownBlock(nn.Module):
+    """torchvision-style: strided conv, 1×1 conv + BN on the skip, in-place add and ReLU."""
+
+    def __init__(self, i, o):
+        super().__init__()
+        self.conv1 = nn.Conv2d(i, o, 3, stride=2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(o)
+        self.conv2 = nn.Conv2d(o, o, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(o)
+        self.downsample = nn.Sequential(nn.Conv2d(i, o, 1, stride=2, bias=False), nn.BatchNorm2d(o))
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += self.downsample(x)
+        return self.relu(out)
+
+
 class TinyResNet(nn.Module):
     def __init__(self, c=6, classes=3):
         super().__init__()
         self.stem = nn.Conv2d(2, c, 3, padding=1)
         self.stem_bn = nn.BatchNorm2d(c)
         self.layer1 = nn.Sequential(BasicBlock(c), BasicBlock(c))
-        self.head = nn.Linear(c, classes)
+        self.layer2 = DownBlock(c, 2 * c)
+        self.head = nn.Linear(2 * c, classes)
 
     def forward(self, x):
         x = torch.relu(self.stem_bn(self.stem(x)))
-        x = self.layer1(x)
+        x = self.layer2(self.layer1(x))
         x = x.mean((2, 3))
         return self.head(x)
 
@@ -247,15 +267,19 @@ def test_resnet_ties_the_residual_stream_and_norms_fix_scales():
     assert isinstance(spec, FxGraphSpec)
     g = spec.graph(spec.flatten(net))
     paths = [r.path for r in spec.layers]
-    assert paths == ["stem", "layer1.0.conv1", "layer1.0.conv2", "layer1.1.conv1", "layer1.1.conv2", "head"]
+    assert paths == ["stem", "layer1.0.conv1", "layer1.0.conv2", "layer1.1.conv1", "layer1.1.conv2",
+                     "layer2.conv1", "layer2.conv2", "layer2.downsample.0", "head"]
     lay = {p: i + 1 for i, p in enumerate(paths)}
     stream = [g.block[g.layer == lay[p]] for p in ("stem", "layer1.0.conv2", "layer1.1.conv2")]
     assert all(torch.equal(s, stream[0]) for s in stream)        # one block, tied position by position
     assert torch.equal(g.pos[g.layer == lay["stem"]], torch.arange(6))
-    assert len({int(g.block[g.layer == lay[p]][0]) for p in paths[:-1]}) == 3
+    assert len({int(g.block[g.layer == lay[p]][0]) for p in paths[:5]}) == 3
+    # the projection shortcut is tied to the second stage's last conv
+    assert torch.equal(g.block[g.layer == lay["layer2.conv2"]], g.block[g.layer == lay["layer2.downsample.0"]])
+    assert spec.layers[lay["layer2.downsample.0"] - 1].kernel == (1, 1)
     # every conv output feeds a BatchNorm: permutable, not scalable; norm parameters sit on those neurons
     assert _block_sym(g, lay["layer1.0.conv1"]) == {"none"}
-    assert (g.norm_kind[g.layer >= 1][:-3] == NormKind.BATCH).all()
+    assert (g.norm_kind[g.layer >= 1][:-3] == NormKind.BATCH).all() and len(spec.norms) == 8
     bn = net.layer1[1].bn2
     nodes = spec.norms[[n.path for n in spec.norms].index("layer1.1.bn2")].nodes
     assert torch.equal(g.norm[nodes], torch.stack([bn.weight, bn.bias, bn.running_mean, bn.running_var], 1))
