@@ -12,6 +12,8 @@ from .graph import (GraphLoader, GraphSpec, ParameterGraph, Role, Sine, Symmetry
                     graph_spec, register_converter, register_op, to_graph, to_module)
 from .group import MonomialGroup, MonomialTransform, random_transform, sample_transform
 from .verify import SymmetryReport, verify_symmetry
+from . import baselines, models
+from .models import build_model, count_parameters, list_models
 
 __version__ = "0.1.0"
 
@@ -21,4 +23,5 @@ __all__ = [
     "MonomialGroup", "MonomialTransform", "sample_transform", "random_transform",
     "UnsupportedModuleError", "NonFiniteWeightsError", "GraphMismatchError", "ZooFormatError",
     "verify_symmetry", "SymmetryReport",
+    "baselines", "models", "build_model", "list_models", "count_parameters",
 ]
