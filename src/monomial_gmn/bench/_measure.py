@@ -23,7 +23,8 @@ __all__ = ["measure_conversion", "measure_matmul", "measure_model", "measure_sca
 
 # ---------------------------------------------------------------------------------------------- conversion
 def measure_conversion(shape: str = "cnn", nets: int = 10_000, batch: int = 64, warmup: int = 1, reps: int = 5,
-                       reference_nets: int = 256, seed: int = 0) -> dict[str, Any]:
+                       reference_nets: int = 256, seed: int = 0, profile: bool = True,
+                       top_k: int = 8) -> dict[str, Any]:
     """Zoo conversion throughput: ``GraphSpec.stacked`` on ``nets`` flat parameter vectors at once.
 
     Also times ``batch_stacked`` over the converted zoo in batches of ``batch`` (what a loader does per
@@ -50,7 +51,19 @@ def measure_conversion(shape: str = "cnn", nets: int = 10_000, batch: int = 64, 
             batch_graphs(graphs[i:i + batch])
 
     t_ref = time_it(per_graph, 0, 1)
-    return {
+    extra: dict[str, Any] = {}
+    if profile:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as tprofile
+
+        with tprofile(activities=[ProfilerActivity.CPU]) as prof:
+            spec.stacked(flat)
+        extra["profile_stacked_top_ops"] = _top_ops(prof, top_k)
+        with tprofile(activities=[ProfilerActivity.CPU]) as prof:
+            for i in range(min(n_batches, 20)):
+                batch_stacked(spec, x[i * batch:(i + 1) * batch], e[i * batch:(i + 1) * batch])
+        extra["profile_batch_stacked_top_ops"] = _top_ops(prof, top_k)
+    return extra | {
         "shape": shape, "nets": nets, "num_params": spec.num_params, "num_nodes": spec.num_nodes,
         "num_edges": spec.num_edges, "kernel": spec.kernel_numel, "threads": torch.get_num_threads(),
         "stacked_seconds": t_conv, "stacked_nets_per_s": nets / t_conv["median"],

@@ -107,12 +107,19 @@ def format_markdown(result: dict[str, Any]) -> str:
              f"- load average (1/5/15 min): start {meta.get('loadavg_start')}, end {meta.get('loadavg_end')}",
              f"- wall time: {meta.get('wall_seconds', 0):.0f} s; every measurement ran in a fresh process",
              "", "```", format_table(result), "```", ""]
-    for r in result.get("models", []):
-        if r.get("status") != "ok" or "profile_train_top_ops" not in r:
-            continue
-        lines += [f"## Profile: {r['model']}/{r['shape']}, training steps (torch.profiler, self CPU time)", "",
-                  "| op | calls | self ms | self % |", "|---|---:|---:|---:|"]
-        for op in r["profile_train_top_ops"]:
+    def table(title: str, ops: list[dict[str, Any]]) -> None:
+        lines.extend([f"## {title}", "", "| op | calls | self ms | self % |", "|---|---:|---:|---:|"])
+        for op in ops:
             lines.append(f"| `{op['op']}` | {op['calls']} | {op['self_cpu_ms']:.1f} | {op['self_pct']:.1f} |")
         lines.append("")
+
+    for r in result.get("models", []):
+        if r.get("status") == "ok" and "profile_train_top_ops" in r:
+            table(f"Profile: {r['model']}/{r['shape']}, training steps (torch.profiler, self CPU time)",
+                  r["profile_train_top_ops"])
+            table(f"Profile: {r['model']}/{r['shape']}, inference forward", r["profile_infer_top_ops"])
+    conv = result.get("conversion") or {}
+    if conv.get("profile_stacked_top_ops"):
+        table(f"Profile: GraphSpec.stacked on {conv['nets']:,} nets", conv["profile_stacked_top_ops"])
+        table("Profile: batch_stacked, 20 batches", conv["profile_batch_stacked_top_ops"])
     return "\n".join(lines) + "\n"
