@@ -251,3 +251,49 @@ def test_plot_zoo_and_table(tmp_path):
         assert any(line.split()[:2] == [value, str(count)] for line in table.splitlines())
     layer1 = next(line for line in table.splitlines() if line.startswith("1 "))
     assert f"{summary['layers'][0]['weight_norm']['mean']:.4g}" in layer1
+
+
+# ---------------------------------------------------------------------------------------------- real zoos
+@pytest.fixture(scope="module")
+def tiny_zoos(tmp_path_factory):
+    from monomial_gmn.data import build_zoo
+
+    root = tmp_path_factory.mktemp("zoos")
+    cnn = build_zoo("digits-cnn", root / "cnn", nets=6, seed=3, chunk_size=6, progress=False, epochs=[1, 1],
+                    train_fractions=[0.1], checkpoints=[0, 1], families=["gap", "flat"], channels=4)
+    inr = build_zoo("digits-siren", root / "inr", nets=6, seed=1, chunk_size=6, progress=False, steps=5,
+                    resolution=8, copies=1)
+    return cnn, inr
+
+
+def test_zoo_summary_on_a_real_zoo(tiny_zoos):
+    from monomial_gmn.data import load_zoo
+
+    zoo = load_zoo(tiny_zoos[0])
+    s = zoo_summary(zoo, progress=False)
+    assert s["counts"]["activation"] == dict(Counter(zoo.columns["activation"].astype(str).tolist()))
+    assert s["counts"]["arch"] == dict(Counter(zoo.columns["arch"].astype(str).tolist()))
+    acc = zoo.columns["test_accuracy"].astype(np.float64)
+    assert s["targets"]["test_accuracy"]["mean"] == pytest.approx(float(acc.mean()), rel=1e-12)
+    norms: dict[int, list[float]] = {}
+    for i in range(len(zoo)):
+        layers = [m for m in zoo.module(i).modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+        for l, m in enumerate(layers):
+            norms.setdefault(l, []).append(float(torch.linalg.vector_norm(m.weight.detach().double())))
+    assert [rec["networks"] for rec in s["layers"]] == [len(norms[l]) for l in sorted(norms)]
+    for rec in s["layers"]:
+        v = norms[rec["layer"] - 1]
+        assert rec["weight_norm"]["median"] == pytest.approx(float(np.median(v)), rel=1e-5)
+        assert rec["weight_norm"]["max"] == pytest.approx(float(np.max(v)), rel=1e-5)
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["cnn", "inr"])
+def test_cli_zoo_info_plot(tiny_zoos, tmp_path, capsys, which):
+    out = tmp_path / "zoo.png"
+    assert main(["zoo", "info", str(tiny_zoos[which]), "--plot", str(out)]) == 0
+    text = capsys.readouterr().out
+    _png_size(out)
+    assert out.stat().st_size < 300_000
+    assert f"wrote {out}" in text
+    assert "‖W‖ mean" in text
+    assert ("test_accuracy: n=" in text) if which == 0 else ("label" in text)

@@ -315,6 +315,12 @@ def plot_zoo(zoo: Any, path: str | os.PathLike, *, dpi: int = 100, **summary_kwa
     ax.set_title(f"weight norm per layer ({summary['norm_networks']} nets; bars: medians)", fontsize=10)
     if acts:
         ax.legend(fontsize=8, frameon=False, markerscale=2)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes[:len(cat_keys)]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in axes[len(cat_keys):len(cat_keys) + len(target_keys)]:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in axes[k:]:
         ax.axis("off")
     fig.suptitle(f"zoo: {summary['networks']} networks ({summary['summarised']} summarised)", fontsize=11)
