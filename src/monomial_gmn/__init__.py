@@ -13,6 +13,7 @@ from .graph import (GraphLoader, GraphSpec, ParameterGraph, Role, Sine, Symmetry
 from .group import MonomialGroup, MonomialTransform, random_transform, sample_transform
 from .verify import SymmetryReport, verify_symmetry
 from . import baselines, models
+from . import viz
 from .models import build_model, count_parameters, list_models
 
 __version__ = "0.1.0"
@@ -24,4 +25,5 @@ __all__ = [
     "UnsupportedModuleError", "NonFiniteWeightsError", "GraphMismatchError", "ZooFormatError",
     "verify_symmetry", "SymmetryReport",
     "baselines", "models", "build_model", "list_models", "count_parameters",
+    "viz",
 ]
