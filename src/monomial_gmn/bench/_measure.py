@@ -180,6 +180,7 @@ def measure_model(model: str = "monomial", shape: str = "cnn", batch: int = 64, 
     res["train_nets_per_s"] = steps * batch / t_train["median"]
     res["train_nets_per_cpu_s"] = steps * batch / max(t_train["cpu_median"], 1e-9)
     res["peak_rss_mb"] = peak_rss_mb()
+    res["peak_rss_mb_above_import"] = res["peak_rss_mb"] - res["rss_mb_after_import"]
 
     net.eval()
     fixed = data.next()
