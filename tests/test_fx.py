@@ -1,7 +1,5 @@
 """torch.fx conversion of arbitrary modules: derived symmetries, norm layers, exact round trips, errors."""
 
-import copy
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -420,7 +418,8 @@ def test_fx_graphs_batch_with_sequential_graphs():
     assert batch.num_graphs == 4 and batch.norm.shape == (batch.num_nodes, 4)
     assert int((batch.norm_kind > 0).sum()) == int((graphs[0].norm_kind > 0).sum())
     for net, g in zip(nets, batch.to_data_list()):
-        assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), mg.to_module(g, net).state_dict().values()))
+        loaded = mg.to_module(g, net).state_dict().values()
+        assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), loaded))
     # a group element of the whole batch moves the norm rows with their neurons
     gb = mg.sample_transform(batch, generator=torch.Generator().manual_seed(0))
     moved = gb(batch).to_data_list()[0]
@@ -510,7 +509,9 @@ def test_fx_graph_spec_is_the_explicit_entry_point():
     net, _ = make("mixed")
     assert isinstance(fx_graph_spec(net), FxGraphSpec)
     assert torch.equal(mg.graph.fx_to_graph(net).edge_attr, mg.to_graph(net).edge_attr)
-    assert copy.deepcopy(net) is not net
+    assert torch.equal(mg.to_graph(net, method="fx").x, mg.to_graph(net).x)
+    with pytest.raises(mg.UnsupportedModuleError, match="no parametric layer"):
+        fx_graph_spec(nn.Sequential(nn.ReLU()))
 
 
 # ------------------------------------------------------------------------------------------ random dataflow graphs

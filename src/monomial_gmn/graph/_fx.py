@@ -29,7 +29,6 @@ Anything else raises :class:`UnsupportedModuleError` naming the module path and 
 from __future__ import annotations
 
 import copy
-import math
 import operator
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -39,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
 from .._errors import UnsupportedModuleError
-from ._convert import (_CONVERTERS, _OPS, ConvertContext, _lookup, register_spec_builder)
+from ._convert import _CONVERTERS, _OPS, ConvertContext, _lookup, register_spec_builder
 from ._fx_spec import FxGraphSpec, NormKind, NormRecord
 from ._parameter_graph import ParameterGraph
 from ._spec import LayerRecord
@@ -311,6 +310,8 @@ class _Interpreter:
         value = fx.node.map_arg(value, lambda n: env[n])
         for feat in _flatten_values(value):
             if isinstance(feat, _Feat):
+                if feat.nodes is None and self.input_nodes is None:
+                    continue  # the raw input returned as it is: nothing to fix
                 vids = self.nodes(feat)
                 self.outputs.append(vids)
                 self.constrain(feat, S.FIXED, "returned by the forward")
