@@ -69,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--workers", type=int, default=1, help="parallel worker processes (default: 1)")
     b.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     b.add_argument("--shard", help="build only shard i of n, as 'i/n' (then 'zoo merge')")
-    b.add_argument("--chunk-size", type=int, help="networks per chunk (default: 32 cnn, 64 siren)")
+    b.add_argument("--chunk-size", type=int, help="networks per chunk (default: 64 cnn, 128 siren)")
     b.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                    help="kind-specific setting, JSON value, e.g. epochs=[1,4] families='[\"gap\",\"flat\"]' "
                         "resolution=16 copies=2 (repeatable)")

@@ -33,7 +33,7 @@ from ._zoo import Zoo
 
 __all__ = ["build_zoo", "merge_shards", "KINDS", "concat_zoos"]
 
-KINDS = {"digits-cnn": (CNN_DEFAULTS, build_cnn_chunk, 32), "digits-siren": (SIREN_DEFAULTS, build_siren_chunk, 64)}
+KINDS = {"digits-cnn": (CNN_DEFAULTS, build_cnn_chunk, 64), "digits-siren": (SIREN_DEFAULTS, build_siren_chunk, 128)}
 
 
 def _versions() -> dict[str, str]:
@@ -112,7 +112,7 @@ def build_zoo(kind: str, out: str | os.PathLike, nets: int, workers: int = 1, se
         workers: parallel processes (each single-threaded by default; results do not depend on it).
         seed: everything (hyperparameters, inits, minibatches) follows from it.
         shard: ``(i, n)`` or ``"i/n"``: build only chunks ``c % n == i`` (then :func:`merge_shards`).
-        chunk_size: networks per chunk (default 32 for digits-cnn, 64 for digits-siren).
+        chunk_size: networks per chunk (default 64 for digits-cnn, 128 for digits-siren).
         options: kind-specific settings (``CNN_DEFAULTS`` / ``SIREN_DEFAULTS``), e.g. ``epochs=[1, 3]``,
             ``families=['gap', 'flat']``, ``activations=['relu']``; ``resolution=16``, ``copies=2``.
 

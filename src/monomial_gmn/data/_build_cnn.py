@@ -124,9 +124,12 @@ def _train_group(arch: Architecture, hp: list[dict[str, Any]], cfg: dict[str, An
     l2 = torch.tensor([h["l2reg"] for h in hp], dtype=torch.float32)
     drop = torch.tensor([h["dropout"] for h in hp], dtype=torch.float32)
     opt = torch.tensor([_OPT[h["optimizer"]] for h in hp])
-    params = _init_params(arch, hp, gen)
-    m_buf = {k: torch.zeros_like(v) for k, v in params.items()}
-    v_buf = {k: torch.zeros_like(v) for k, v in params.items()}
+    flat = arch.flatten_params(_init_params(arch, hp, gen))               # [G, P], one tensor for all layers
+    wmask = torch.zeros(flat.shape[1])                                     # 1 on weights (L2), 0 on biases
+    for name, shape, off in arch.param_shapes:
+        if name.endswith("weight"):
+            wmask[off:off + math.prod(shape)] = 1.0
+    m_buf, v_buf = torch.zeros_like(flat), torch.zeros_like(flat)
     alive = torch.arange(g)
     diverged = torch.zeros(g, dtype=torch.bool)
     ckpts = torch.tensor(sorted({int(e) for e in cfg["checkpoints"]} - {0}) or [-1])
@@ -137,7 +140,7 @@ def _train_group(arch: Architecture, hp: list[dict[str, Any]], cfg: dict[str, An
         if sel.numel():
             rec_net.append(alive[sel])
             rec_epoch.append(epoch)
-            rec_flat.append(arch.flatten_params({k: v[sel] for k, v in params.items()}).detach().clone())
+            rec_flat.append(flat[sel].detach().clone())
 
     record(torch.arange(g), torch.zeros(g, dtype=torch.long))
     t = 0
@@ -148,29 +151,23 @@ def _train_group(arch: Architecture, hp: list[dict[str, Any]], cfg: dict[str, An
         u = torch.rand(n, bs, generator=gen)
         local = (u * n_sub[a].view(-1, 1)).long().clamp_max(n_sub[a].view(-1, 1) - 1)
         idx = torch.gather(perms[a], 1, local)                              # [n, bs]
-        leaves = {k: v.requires_grad_(True) for k, v in params.items()}
-        logits = stacked_forward(arch, leaves, xtr[idx], dropout=drop[a], generator=gen)
+        leaf = flat.requires_grad_(True)
+        logits = stacked_forward(arch, arch.unflatten(leaf), xtr[idx], dropout=drop[a], generator=gen)
         ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ytr[idx].reshape(-1), reduction="none")
-        reg = sum(leaves[k].pow(2).flatten(1).sum(1) for k in leaves if k.endswith("weight"))
+        reg = (leaf * leaf * wmask).sum(1)
         (ce.view(n, bs).mean(1) + l2[a] * reg).sum().backward()
-        new = {}
         with torch.no_grad():
-            finite = torch.ones(n, dtype=torch.bool)
-            for k, p in leaves.items():
-                gr = torch.nan_to_num(p.grad, nan=0.0)
-                shape = (-1,) + (1,) * (p.dim() - 1)
-                is_sgd, is_adam = (opt[a] == 0).view(shape), (opt[a] == 1).view(shape)
-                m = torch.where(is_sgd, mom * m_buf[k] + gr, b1 * m_buf[k] + (1 - b1) * gr)
-                v = torch.where(is_adam, b2 * v_buf[k] + (1 - b2) * gr * gr, rho * v_buf[k] + (1 - rho) * gr * gr)
-                upd = torch.where(is_sgd, m, torch.where(
-                    is_adam, (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + 1e-8), gr / (v.sqrt() + 1e-7)))
-                q = p - lr[a].view(shape) * upd
-                finite &= torch.isfinite(q).flatten(1).all(1) & (q.abs().flatten(1).amax(1) < 1e6)
-                new[k] = (q, m, v)
-            for k, (q, m, v) in new.items():
-                keep = finite.view((-1,) + (1,) * (q.dim() - 1))
-                params[k] = torch.where(keep, q, params[k].detach()).detach()
-                m_buf[k], v_buf[k] = torch.where(keep, m, m_buf[k]), torch.where(keep, v, v_buf[k])
+            gr = torch.nan_to_num(leaf.grad, nan=0.0)
+            is_sgd, is_adam = (opt[a] == 0).view(-1, 1), (opt[a] == 1).view(-1, 1)
+            m = torch.where(is_sgd, mom * m_buf + gr, b1 * m_buf + (1 - b1) * gr)
+            v = torch.where(is_adam, b2 * v_buf + (1 - b2) * gr * gr, rho * v_buf + (1 - rho) * gr * gr)
+            upd = torch.where(is_sgd, m, torch.where(
+                is_adam, (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + 1e-8), gr / (v.sqrt() + 1e-7)))
+            q = leaf.detach() - lr[a].view(-1, 1) * upd
+            finite = torch.isfinite(q).all(1) & (q.abs().amax(1) < 1e6)
+            keep = finite.view(-1, 1)
+            flat = torch.where(keep, q, leaf.detach())
+            m_buf, v_buf = torch.where(keep, m, m_buf), torch.where(keep, v, v_buf)
             diverged[a] |= ~finite
             at_epoch = (t % spe[a] == 0)
             ep = torch.div(t, spe[a], rounding_mode="floor")
@@ -179,11 +176,8 @@ def _train_group(arch: Architecture, hp: list[dict[str, Any]], cfg: dict[str, An
             record(torch.nonzero(mid).flatten(), ep[mid])
             record(torch.nonzero(done).flatten(), epochs[a][done])
             if bool(done.any()):
-                keep = torch.nonzero(~done).flatten()
-                params = {k: v[keep] for k, v in params.items()}
-                m_buf = {k: v[keep] for k, v in m_buf.items()}
-                v_buf = {k: v[keep] for k, v in v_buf.items()}
-                alive = alive[keep]
+                rest = torch.nonzero(~done).flatten()
+                flat, m_buf, v_buf, alive = flat[rest], m_buf[rest], v_buf[rest], alive[rest]
     return torch.cat(rec_net), torch.cat(rec_epoch), torch.cat(rec_flat), diverged
 
 
