@@ -97,19 +97,19 @@ def graph_to_networkx(graph: ParameterGraph) -> Any:
         fields[name] = {"key": key, "level": level, "dtype": _dtype_name(value.dtype),
                         "shape": list(value.shape)}
         keys.append(name)
-        proxy[name] = value.detach().cpu()
+        # per-node / per-edge values go in as Python lists (one vectorised .tolist() each), so PyG's
+        # to_networkx indexes lists instead of slicing a tensor per node and per edge
+        proxy[name] = value.detach().cpu().tolist() if level != "graph" else value.detach().cpu()
     proxy.edge_index = graph.edge_index.detach().cpu()
     proxy.num_nodes = n
-    proxy.bias = graph.x[:, 0].detach().cpu() if graph.x.shape[1] else torch.zeros(n)
-    proxy.magnitude = graph.edge_attr.detach().cpu().double().norm(dim=1)
-    G = to_networkx(proxy, node_attrs=[*node_keys, "bias"], edge_attrs=[*edge_keys, "magnitude"],
-                    graph_attrs=graph_keys)
-    roles = {int(r): Role(int(r)).name.lower() for r in graph.role.unique().tolist()}
-    syms = {int(s): Symmetry(int(s)).label for s in graph.sym.unique().tolist()}
-    for node, r, s in zip(range(n), graph.role.tolist(), graph.sym.tolist()):
-        attrs = G.nodes[node]
-        attrs["role_label"] = roles[r]
-        attrs["sym_label"] = syms[s]
+    proxy.bias = graph.x[:, 0].detach().cpu().tolist() if graph.x.shape[1] else [0.0] * n
+    proxy.magnitude = graph.edge_attr.detach().cpu().double().norm(dim=1).tolist()
+    role_names = {int(r): r.name.lower() for r in Role}
+    sym_names = {int(s): s.label for s in Symmetry}
+    proxy.role_label = [role_names.get(r, str(r)) for r in graph.role.tolist()]
+    proxy.sym_label = [sym_names.get(v, str(v)) for v in graph.sym.tolist()]
+    G = to_networkx(proxy, node_attrs=[*node_keys, "bias", "role_label", "sym_label"],
+                    edge_attrs=[*edge_keys, "magnitude"], graph_attrs=graph_keys)
     G.graph["fields"] = fields
     G.graph["num_nodes"] = n
     G.graph["explicit_num_nodes"] = "num_nodes" in graph.keys()

@@ -118,6 +118,9 @@ def draw_graph(graph, path: str | os.PathLike, *, layer_names: Sequence[str] | N
     from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
 
+    if int(getattr(graph, "num_graphs", 1) or 1) > 1:
+        raise ValueError(f"draw_graph draws one network; got a batch of {graph.num_graphs} graphs "
+                         "(pick one with batch.get_example(i))")
     n, e = int(graph.num_nodes), int(graph.edge_index.shape[1])
     if n > max_nodes or e > max_edges:
         raise GraphTooLargeError(
@@ -223,7 +226,8 @@ def draw_graph(graph, path: str | os.PathLike, *, layer_names: Sequence[str] | N
         handles.append(Line2D([], [], color=_TIE_COLOUR, linestyle=(0, (1, 1.5)), linewidth=1.5,
                               label=f"residual tie (one permutation slot and factor): {ties.shape[0]}"))
     handles.append(Line2D([], [], color="#222222", linewidth=2.0,
-                          label=f"edge shade: kernel norm ‖W[i,j]‖ (faint ≤ 1st, black ≥ 99th pct. of {scale_note})"))
+                          label="edge shade: kernel norm ‖W[i,j]‖ "
+                                f"(faint ≤ 1st, black ≥ 99th pct. of {scale_note})"))
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=8.5,
                frameon=False, handletextpad=0.4, columnspacing=1.5)
 

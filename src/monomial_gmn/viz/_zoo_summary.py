@@ -14,7 +14,6 @@ batch (no loop over networks or edges).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -120,7 +119,8 @@ def zoo_summary(zoo: Any, *, max_nets: int | None = 4096, batch_size: int = 256,
     Returns:
         ``{"networks": n, "summarised": m, "counts": {column: {value: count}}, "targets": {name: stats},
         "layers": [{"layer": l (1-based), "networks": k, "weight_norm": stats, "bias_norm": stats}],
-        "norm_networks": k_total, "by_activation": {activation: [median ‖W_l‖ per layer]}}`` where ``stats``
+        "norm_networks": k_total, "by_activation": {activation: [median ‖W_l‖ per layer, None where absent]}}``
+        where ``stats``
         holds n/mean/std/min/q10/median/q90/max, and a categorical target (``label``) holds ``counts``.
     """
     return _summarise(zoo, max_nets=max_nets, batch_size=batch_size, seed=seed, progress=progress)[0]
@@ -176,7 +176,7 @@ def _summarise(zoo: Any, *, max_nets: int | None = 4096, batch_size: int = 256, 
                       "weight_norm": _stats(w[:, l]), "bias_norm": _stats(b[:, l])} for l in range(w.shape[1])]
     act = cols["activation"][measured].astype(str)
     out["by_activation"] = {a: [float(np.nanmedian(w[act == a, l])) if np.isfinite(w[act == a, l]).any()
-                                else float("nan") for l in range(w.shape[1])] for a in sorted(set(act.tolist()))}
+                                else None for l in range(w.shape[1])] for a in sorted(set(act.tolist()))}
     return out, {"weight": w, "bias": b, "activation": act}
 
 
