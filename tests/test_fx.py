@@ -403,6 +403,22 @@ def test_fx_equals_the_sequential_walker(seed):
     assert set(ga.keys()) == set(gb.keys()) and all(torch.equal(ga[k], gb[k]) for k in ga.keys())
 
 
+class MySine(nn.Module):
+    def __init__(self, w0):
+        super().__init__()
+        self.w0 = w0
+
+    def forward(self, x):
+        return torch.sin(self.w0 * x)
+
+
+def test_siren_with_a_custom_sine_activation_in_a_sequential():
+    net = nn.Sequential(nn.Linear(2, 8), MySine(30.0), nn.Linear(8, 8), MySine(30.0), nn.Linear(8, 1)).double()
+    g = mg.to_graph(net)
+    assert g.symmetry_counts() == {"fixed": 3, "sign": 16}
+    assert mg.verify_symmetry(net, torch.rand(5, 2, dtype=torch.float64), n_samples=3).passed
+
+
 def test_sequential_holding_a_custom_block_goes_through_fx():
     net = nn.Sequential(nn.Linear(2, 4), SineLayer(4, 4), nn.Linear(4, 1)).double()
     g = mg.to_graph(net)                       # the walker stops at SineLayer; auto falls back to fx
@@ -497,7 +513,7 @@ def test_unsupported_parts_are_named():
         mg.to_graph(UnknownFunction())
     with pytest.raises(mg.UnsupportedModuleError, match=r"'spare'.*not used"):
         mg.to_graph(Unused())
-    with pytest.raises(mg.UnsupportedModuleError, match=r"'1'.*BatchNorm1d"):   # the walker keeps rejecting it
+    with pytest.raises(mg.UnsupportedModuleError, match=r"'1'.*BatchNorm1d.*method='fx'"):  # walker: hint
         mg.to_graph(nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Linear(3, 1)))
     g = mg.to_graph(nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Linear(3, 1)), method="fx")
     assert (g.norm_kind == NormKind.BATCH).sum() == 3

@@ -367,6 +367,9 @@ def graph_spec(module: nn.Module, method: str = "auto") -> GraphSpec:
             return _sequential_spec(module)
         except UnsupportedModuleError as err:
             if not _user_leaf_failed(module, err):
+                if "fx" in _NAMED_BUILDERS and "torch.fx" not in err.reason:
+                    raise UnsupportedModuleError(err.path, err.module_type, f"{err.reason} (the torch.fx converter "
+                                                 "may read it: to_graph(net, method='fx'))") from None
                 raise
             first_error = err
     for builder in _SPEC_BUILDERS:
