@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                f"The zoo is cached under --cache (default: $MONOMIAL_GMN_CACHE or ~/.cache/monomial_gmn).")
     p.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
     p.add_argument("--cache", default=None, help="zoo cache directory (default: ~/.cache/monomial_gmn)")
-    p.add_argument("--nets", type=int, default=600, help="CNNs in the zoo, both activations (default: 600)")
+    p.add_argument("--nets", type=int, default=800, help="CNNs in the zoo, both activations (default: 800)")
     p.add_argument("--workers", type=int, default=2, help="processes building the zoo (default: 2)")
     p.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated (default: {DEFAULT_MODELS})")
     p.add_argument("--levels", default="0,1,2,3,4", help="augmentation levels (default: 0,1,2,3,4)")
@@ -50,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="(default: 32)")
     p.add_argument("--lr", type=float, default=3e-3, help="(default: 3e-3)")
     p.add_argument("--seed", type=int, default=0, help="zoo seed (default: 0)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads for training (default: 1; these small models gain little from more)")
     one_line_errors(p)
     p.set_defaults(func=run)
 
@@ -58,7 +60,11 @@ def run(args: argparse.Namespace) -> int:
     from ..train import compare
     from ..train._compare import parse_levels, parse_models
 
+    import torch
+
     t0 = time.perf_counter()
+    if args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
     models, levels = parse_models(args.models), parse_levels(args.levels)
     acts = [a.strip() for a in args.activations.split(",") if a.strip()]
     for a in acts:
@@ -71,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     zoo_dir = Path(args.cache or _default_cache()) / f"digits-cnn-n{args.nets}-s{args.seed}"
     zoo_dir = _ensure_zoo(zoo_dir, args)
     out = Path(args.out)
+    torch.set_num_threads(args.threads)
     tables = []
     for act in acts:
         print(f"\n== {act} nets: training {', '.join(models)} × {args.seeds} seed(s) ==", flush=True)
@@ -100,6 +107,6 @@ def _ensure_zoo(zoo_dir: Path, args: argparse.Namespace) -> Path:
             print(f"rebuilding the cached zoo {zoo_dir}: {str(exc).splitlines()[0] if str(exc) else exc}")
     print(f"building the digits-cnn zoo ({args.nets} CNNs, {args.workers} workers) into {zoo_dir}", flush=True)
     t = time.perf_counter()
-    build_zoo("digits-cnn", out=zoo_dir, nets=args.nets, workers=args.workers, seed=args.seed)
+    build_zoo("digits-cnn", out=zoo_dir, nets=args.nets, workers=args.workers, seed=args.seed, progress=True)
     print(f"zoo built in {time.perf_counter() - t:.0f} s", flush=True)
     return zoo_dir

@@ -11,10 +11,12 @@ Outputs (``compare(..., out=DIR)``):
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .._io import atomic_path, atomic_write_json, atomic_write_text
 from ._augment import parse_augment
@@ -80,8 +82,14 @@ def compare(zoo: str, task: str, models: Sequence[str], levels: Sequence[float],
         for seed in range(seeds):
             cfg = TrainConfig(zoo=str(zoo), task=task, model=model, out=str(out / "runs" / f"{model}-s{seed}"),
                               seed=seed, activation=activation, **train_kwargs)
+            t0 = time.perf_counter()
             result = train(cfg, resume=True, zoo=zoo_obj, progress=progress)
             ev = evaluate_run(cfg.out, [str(lv) for lv in levels], seed=EVAL_SEED, zoo=zoo_obj)
+            if progress:
+                m = ev["metric"]
+                sweep = " ".join(f"{row[m]:.3f}" for row in ev["rows"])
+                tqdm.write(f"  {model:<10} seed {seed}: val {m} {result['val'][m]:.3f} | test {m} at levels "
+                           f"{','.join(_fmt_level(lv) for lv in levels)}: {sweep} ({time.perf_counter() - t0:.0f} s)")
             for level, row in zip(levels, ev["rows"]):
                 for metric, value in row.items():
                     if metric == "augment":
