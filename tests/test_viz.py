@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import struct
 from collections import Counter
@@ -117,6 +118,9 @@ def test_too_large_graph_is_refused(tmp_path):
     assert not (tmp_path / "big.png").exists()
     with pytest.raises(ValueError, match=r"20 edges \(limits: 400 neurons, 10 edges\)"):
         draw_graph(mg.to_graph(nn.Sequential(nn.Linear(4, 5))), tmp_path / "e.png", max_edges=10)
+    batch = mg.batch_graphs([mg.to_graph(nn.Sequential(nn.Linear(2, 3)))] * 2)
+    with pytest.raises(ValueError, match="batch of 2 graphs"):
+        draw_graph(batch, tmp_path / "b.png")
     with pytest.raises(ValueError, match="edge_scale"):
         draw_graph(mg.to_graph(nn.Sequential(nn.Linear(4, 5))), tmp_path / "e.png", edge_scale="log")
 
@@ -297,3 +301,17 @@ def test_cli_zoo_info_plot(tiny_zoos, tmp_path, capsys, which):
     assert f"wrote {out}" in text
     assert "‖W‖ mean" in text
     assert ("test_accuracy: n=" in text) if which == 0 else ("label" in text)
+
+
+def test_cli_zoo_info_plot_json_is_strict_json(tiny_zoos, tmp_path, capsys):
+    out = tmp_path / "zoo.png"
+    assert main(["zoo", "info", str(tiny_zoos[0]), "--plot", str(out), "--json"]) == 0
+    text = capsys.readouterr().out
+    body = text[:text.rindex("wrote ")]
+
+    def no_nan(token):
+        raise AssertionError(f"non-standard JSON constant {token}")
+
+    info = json.loads(body, parse_constant=no_nan)
+    assert info["summary"]["networks"] == info["nets"]
+    assert [rec["layer"] for rec in info["summary"]["layers"]] == list(range(1, len(info["summary"]["layers"]) + 1))
