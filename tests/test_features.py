@@ -236,3 +236,25 @@ def test_invariant_gbm_predictions_do_not_move_under_the_group():
     moved = mg.MonomialGroup(batch).sample(torch.Generator().manual_seed(0), scale_range=(1.0, 1e4),
                                           distribution="uniform")(batch)
     torch.testing.assert_close(model(moved), pred, rtol=1e-6, atol=1e-6)
+
+
+def test_invariant_feature_mlp_is_invariant_and_trains():
+    from monomial_gmn.features import InvariantFeatureMLP
+
+    torch.manual_seed(0)
+    graphs = [mg.to_graph(_small_cnn("relu" if s % 2 else "tanh", seed=s)) for s in range(6)]
+    batch = mg.batch_graphs(graphs)
+    model = InvariantFeatureMLP(out_dim=2, num_layers=4, hidden_dim=16).fit_normalizer(batch).eval()
+    assert int(model.standardize.count) == 6
+    errs = assert_equivariant(model, batch, mode="invariant", generator=torch.Generator().manual_seed(0))
+    assert max(errs.values()) <= 1e-5
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    target = torch.randn(6, 2)
+    first = None
+    for _ in range(30):
+        loss = ((model(batch) - target) ** 2).mean()
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first

@@ -5,10 +5,12 @@
   under the whole monomial group; :func:`feature_names` names the columns.
 * :func:`weight_statistics` — the same statistics of raw weights (StatNN-like; permutation-invariant only).
 * :class:`InvariantGBM` — gradient-boosted trees on the invariant features (StatNNGBM's fit/predict surface).
+* :class:`InvariantFeatureMLP` — an MLP on the standardised invariant features (a torch model / readout branch).
 """
 
 from ._canonical import canonicalize
 from ._gbm import InvariantGBM
+from ._mlp import InvariantFeatureMLP, signed_log
 from ._invariant import (PATH_NORM_NAMES, PER_LAYER, feature_names, invariant_features, num_features, path_norms,
                          weight_statistics)
 from ._segments import segment_stats
@@ -16,4 +18,5 @@ from ._segments import segment_stats
 __all__ = [
     "canonicalize", "invariant_features", "weight_statistics", "feature_names", "num_features", "path_norms",
     "segment_stats", "PER_LAYER", "PATH_NORM_NAMES", "InvariantGBM",
+    "InvariantFeatureMLP", "signed_log",
 ]

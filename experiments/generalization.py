@@ -1,0 +1,167 @@
+"""Issue 11 / paper table 1 and figure: generalization prediction on digits-cnn, ReLU and tanh subsets.
+
+    python experiments/generalization.py                               # the committed results
+    python experiments/generalization.py --nets 256 --seeds 1 --epochs 3 --out /tmp/gen   # a quick check
+
+For each activation subset, every model is trained with seeds 0..K-1 through the library's public sweep
+(``monomial_gmn.train.compare``, the code behind ``monomial-gmn compare``) and evaluated on the test nets
+transformed at augmentation levels 0-4 (level k: ReLU-neuron factors U[1, 10^k]; tanh neurons: random signs
+at every level k >= 1; level 0: untransformed; the same transformed nets for every model). ``invariant-gbm``
+(:class:`monomial_gmn.features.InvariantGBM`, boosted trees on exactly invariant features) is not in the
+trainer's registry, so it is fitted here on the very same splits, targets and evaluation generators.
+
+Writes to ``--out`` (default experiments/results/generalization/): ``<act>/results.json``, ``<act>/table.md``,
+``<act>/tau_vs_scale.png``, ``summary.md`` (both subsets + the issue-11 target check) and ``meta.json``
+(command, machine, zoo, seeds, settings). Runs (model weights) go to ``--runs`` (not committed); a re-run
+reuses the finished ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, ROOT, ensure_zoo, load_json, write_meta  # noqa: E402
+
+NN_MODELS = ("statnn-gbm", "statnn", "gmn", "np", "monomial")
+BASELINES = ("statnn-gbm", "statnn", "gmn", "np")
+
+
+def invariant_gbm_rows(zoo, levels, seeds, eval_seed, eval_batch_size=256, **gbm_kwargs) -> list[dict]:
+    """Fit InvariantGBM per seed on the trainer's standard split and evaluate it like ``compare`` does."""
+    from monomial_gmn.features import InvariantGBM
+    from monomial_gmn.train import make_task
+    from monomial_gmn.train._trainer import evaluate_gbm
+
+    task = make_task("generalization")
+    task.setup(zoo)
+    sp = zoo.split(0)
+    tr, va, te = (np.asarray(sp[k], dtype=np.int64) for k in ("train", "val", "test"))
+    rows = []
+    depth = max(len(a.spec.layers) for a in zoo.archs.values())
+    for seed in range(seeds):
+        t0 = time.perf_counter()
+        model = InvariantGBM(num_layers=depth, seed=seed, **gbm_kwargs)
+        model.fit(zoo.batch(tr), task.targets(tr).numpy(), zoo.batch(va), task.targets(va).numpy())
+        fit_s = time.perf_counter() - t0
+        for level in levels:
+            m = evaluate_gbm(model, zoo, task, te, str(level), eval_seed, eval_batch_size)
+            for metric, value in m.items():
+                rows.append({"model": "invariant-gbm", "task": "generalization", "augment_level": level,
+                             "seed": seed, "metric": metric, "value": float(value)})
+        rows.append({"model": "invariant-gbm", "task": "generalization", "augment_level": None, "seed": seed,
+                     "metric": "params", "value": float(model.num_parameters())})
+        rows.append({"model": "invariant-gbm", "task": "generalization", "augment_level": None, "seed": seed,
+                     "metric": "train_seconds", "value": fit_s})
+    return rows
+
+
+def target_check(rows: list[dict], levels: list[float]) -> list[str]:
+    """Issue 11: monomial τ >= best baseline τ at level 0 + 0.02 at every level, and |τ_k − τ_0| <= 0.002."""
+    def mean(model, lv):
+        v = [r["value"] for r in rows if r["model"] == model and r["augment_level"] == lv and r["metric"] == "tau"]
+        return float(np.mean(v)) if v else float("nan")
+
+    base = {m: mean(m, 0.0) for m in BASELINES}
+    base = {m: v for m, v in base.items() if np.isfinite(v)}
+    if not base or not np.isfinite(mean("monomial", 0.0)):
+        return ["target check: missing models"]
+    best_m = max(base, key=base.get)
+    bar = base[best_m] + 0.02
+    mono = {lv: mean("monomial", lv) for lv in levels}
+    drift = max(abs(mono[lv] - mono[0.0]) for lv in levels)
+    ok_levels = all(mono[lv] >= bar for lv in levels)
+    lines = [f"best baseline at level 0: {best_m} τ = {base[best_m]:.3f}; target τ >= {bar:.3f} at every level",
+             "monomial τ per level: " + ", ".join(f"{lv:g}: {mono[lv]:.3f}" for lv in levels),
+             f"max |τ(k) − τ(0)| = {drift:.4f} (target <= 0.002)",
+             f"**target {'met' if ok_levels and drift <= 0.002 else 'NOT met'}**"]
+    inv = {lv: mean("invariant-gbm", lv) for lv in levels}
+    if all(np.isfinite(v) for v in inv.values()):
+        lines.append("invariant-gbm τ per level: " + ", ".join(f"{lv:g}: {inv[lv]:.3f}" for lv in levels)
+                     + f" (vs bar {bar:.3f}: {'above' if min(inv.values()) >= bar else 'below'})")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--zoo", default=str(ROOT / "zoos" / "digits-cnn-1024"), help="digits-cnn zoo (built if absent)")
+    p.add_argument("--nets", type=int, default=1024, help="nets to build if the zoo is absent (default 1024)")
+    p.add_argument("--zoo-seed", type=int, default=0)
+    p.add_argument("--models", default=",".join(NN_MODELS))
+    p.add_argument("--invariant-gbm", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--activations", default="relu,tanh")
+    p.add_argument("--levels", default="0,1,2,3,4")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-2)
+    p.add_argument("--hidden-dim", type=int, default=32)
+    p.add_argument("--num-layers", type=int, default=3)
+    p.add_argument("--patience", type=int, default=0)
+    p.add_argument("--train-augment", default="none", help="training augmentation of every run")
+    p.add_argument("--out", default=str(RESULTS / "generalization"))
+    p.add_argument("--runs", default=str(ROOT / "runs" / "experiments" / "generalization"))
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args(argv)
+
+    from monomial_gmn._io import atomic_write_json, atomic_write_text
+    from monomial_gmn.train import compare, plot_results, results_table
+    from monomial_gmn.train._compare import EVAL_SEED, parse_levels
+    from monomial_gmn.train._trainer import open_zoo
+
+    torch.manual_seed(0)
+    t_start = time.perf_counter()
+    zoo_path = ensure_zoo("digits-cnn", a.zoo, a.nets, seed=a.zoo_seed)
+    levels = parse_levels(a.levels)
+    models = [m for m in a.models.split(",") if m]
+    out = Path(a.out)
+    summary = ["# Generalization prediction on digits-cnn (Kendall τ on the test split)", ""]
+    zoo_info = {}
+    for act in [s for s in a.activations.split(",") if s]:
+        zoo = open_zoo(zoo_path, act)
+        sp = zoo.split(0)
+        zoo_info[act] = {k: int(len(v)) for k, v in sp.items()}
+        sub = out / act
+        run_dir = Path(a.runs) / (act + ("" if a.train_augment == "none" else f"-aug{a.train_augment}"))
+        rows: list[dict] = []
+        t0 = time.perf_counter()
+        if models:
+            rows = compare(str(zoo_path), "generalization", models, levels, run_dir, seeds=a.seeds, activation=act,
+                           progress=not a.quiet, zoo_obj=zoo, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
+                           weight_decay=a.weight_decay, hidden_dim=a.hidden_dim, num_layers=a.num_layers,
+                           patience=a.patience, augment=a.train_augment)
+        if a.invariant_gbm:
+            rows += invariant_gbm_rows(zoo, levels, a.seeds, EVAL_SEED)
+        sub.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(sub / "results.json", rows)
+        title = f"generalization, {act} nets ({zoo_info[act]['train']} train / {zoo_info[act]['val']} val / " \
+                f"{zoo_info[act]['test']} test)"
+        table = results_table(rows, "tau", title=title)
+        atomic_write_text(sub / "table.md", table)
+        plot_results(rows, "tau", sub / "tau_vs_scale.png", title=f"digits-cnn, {act} nets")
+        check = target_check(rows, levels)
+        summary += [f"## {act} subset", "", table, *[f"- {c}" for c in check], "",
+                    f"({time.perf_counter() - t0:.0f} s for this subset)", ""]
+        print(table, "\n".join(check), sep="\n", flush=True)
+    summary += ["Level k: test nets transformed with factors U[1, 10^k] on ReLU neurons and random signs on tanh "
+                "neurons (level 0: untransformed); random hidden-neuron permutations at every level.", ""]
+    atomic_write_text(out / "summary.md", "\n".join(summary))
+    write_meta(out, zoo=str(Path(zoo_path).resolve().relative_to(ROOT)) if str(Path(zoo_path).resolve()).startswith(
+        str(ROOT)) else str(zoo_path), zoo_nets=a.nets, zoo_seed=a.zoo_seed, split_sizes=zoo_info, seeds=a.seeds,
+        levels=levels, models=models + (["invariant-gbm"] if a.invariant_gbm else []),
+        settings={k: getattr(a, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "hidden_dim",
+                                             "num_layers", "patience", "train_augment")},
+        wall_seconds=round(time.perf_counter() - t_start, 1))
+    print(f"wrote {out}/summary.md", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

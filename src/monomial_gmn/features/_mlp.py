@@ -1,0 +1,85 @@
+"""InvariantFeatureMLP: an MLP on the exactly invariant features (a readout branch and a model of its own)."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+
+from ..baselines import RunningStandardize
+from ._invariant import invariant_features, num_features
+
+__all__ = ["InvariantFeatureMLP", "signed_log"]
+
+
+def signed_log(x: Tensor) -> Tensor:
+    """sign(x) · log(1 + |x|): tames the heavy tails of canonical output weights (monotone, odd)."""
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+class InvariantFeatureMLP(nn.Module):
+    r"""StatNN made exact: an MLP on standardised :func:`~monomial_gmn.features.invariant_features`.
+
+    .. math::
+        f(G) = \mathrm{MLP}\big(\mathrm{standardise}(\mathrm{slog}(\phi_{\text{inv}}(G)))\big)
+
+    ``φ_inv`` is invariant under each network's monomial group (law b_i → d_i b_i,
+    W[i, j] → d_i W[i, j] / d_j, hidden neurons permuted), so ``f(g·G) == f(G)`` up to rounding. Usable alone
+    or added to another invariant model's output (MonomialGMN's ``feature_readout`` option).
+
+    Args:
+        out_dim: output width.
+        num_layers: layer slots of the features (default 8; see :mod:`monomial_gmn.features`).
+        hidden_dim: MLP width (default 64).
+        depth: hidden MLP layers (default 2).
+        dropout: dropout after each hidden layer (default 0).
+        path_norm: include path-norm features (default True).
+
+    Shapes:
+        batch of B graphs (ParameterGraph or PyG Batch, any architectures) → [B, out_dim].
+
+    Call :meth:`fit_normalizer` on the training data once; otherwise the standardisation statistics
+    accumulate over the batches seen in training mode.
+    """
+
+    def __init__(self, out_dim: int, num_layers: int = 8, hidden_dim: int = 64, depth: int = 2,
+                 dropout: float = 0.0, path_norm: bool = True):
+        super().__init__()
+        if out_dim < 1 or num_layers < 1 or hidden_dim < 1 or depth < 0:
+            raise ValueError(f"InvariantFeatureMLP: need out_dim, num_layers, hidden_dim >= 1 and depth >= 0, got "
+                             f"{out_dim}, {num_layers}, {hidden_dim}, {depth}")
+        self.out_dim, self.num_layers, self.path_norm = out_dim, num_layers, path_norm
+        self.in_dim = num_features(num_layers, path_norm)
+        self.standardize = RunningStandardize(self.in_dim)
+        layers: list[nn.Module] = []
+        width = self.in_dim
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden_dim), nn.SiLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = hidden_dim
+        layers.append(nn.Linear(width, out_dim))
+        self.mlp = nn.Sequential(*layers)
+
+    def features(self, data: Data) -> Tensor:
+        """[B, F] signed-log invariant features (not standardised), computed without gradients."""
+        with torch.no_grad():
+            return signed_log(invariant_features(data, self.num_layers, self.path_norm))
+
+    @torch.no_grad()
+    def fit_normalizer(self, batches: Data | Iterable[Data]) -> "InvariantFeatureMLP":
+        """Freeze the standardisation at the statistics of these (training) batches."""
+        if isinstance(batches, Data):
+            batches = [batches]
+        self.standardize.fit(self.features(b) for b in batches)
+        return self
+
+    def forward(self, data: Data) -> Tensor:
+        w = self.mlp[0].weight
+        feats = self.features(data).to(device=w.device, dtype=w.dtype)
+        return self.mlp(self.standardize(feats))
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_dim}, out={self.out_dim}, slots={self.num_layers}"
