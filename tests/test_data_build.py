@@ -130,7 +130,8 @@ def test_build_deterministic_siren(siren_zoo, tmp_path):
     a, b = load_zoo(siren_zoo), load_zoo(again)
     for i in range(8):                                  # other chunking: same images, different init draws
         assert a.columns["image_id"][i] == b.columns["image_id"][i]
-    again2 = build_zoo("digits-siren", tmp_path / "z2", nets=8, seed=1, chunk_size=4, progress=False, **TINY_SIREN)
+    again2 = build_zoo("digits-siren", tmp_path / "z2", nets=8, seed=1, chunk_size=4, workers=2, progress=False,
+                       **TINY_SIREN)                    # two chunks in two worker processes
     _same(load_zoo(again2), a)
 
 

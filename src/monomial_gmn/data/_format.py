@@ -126,7 +126,8 @@ def _header(path: Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ZooFormatError(f"{f}: not valid JSON ({exc})") from None
     if not isinstance(head, dict) or head.get("format") != FORMAT_NAME:
-        raise ZooFormatError(f"{f}: not a {FORMAT_NAME} header (format={head.get('format') if isinstance(head, dict) else None!r})")
+        found = head.get("format") if isinstance(head, dict) else None
+        raise ZooFormatError(f"{f}: not a {FORMAT_NAME} header (format={found!r})")
     if head.get("format_version") != FORMAT_VERSION:
         raise ZooFormatError(f"{f}: format_version {head.get('format_version')!r} is not supported "
                              f"(this library reads {FORMAT_VERSION})")

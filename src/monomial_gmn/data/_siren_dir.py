@@ -173,8 +173,9 @@ def read_siren_dir(path: str | os.PathLike, w0: float = 30.0, labels: Any = None
         if sig not in sigs:
             pairs = siren_layers(state, str(f))
             widths = [int(state[pairs[0][0]].shape[1])] + [int(state[w].shape[0]) for w, _ in pairs]
-            if any(b is None for _, b in pairs):
-                raise ZooFormatError(f"{f}: every SIREN layer needs a bias; {pairs[[b is None for _, b in pairs].index(True)][0]!r} has none")
+            no_bias = [w for w, b in pairs if b is None]
+            if no_bias:
+                raise ZooFormatError(f"{f}: every SIREN layer needs a bias; {no_bias[0]!r} has none")
             name = f"siren-{'-'.join(map(str, widths))}" + (f"-{len(sigs)}" if len(sigs) else "")
             arch = siren_architecture(tuple(widths), w0, name=name)
             order = [k for pair in pairs for k in pair if k is not None]

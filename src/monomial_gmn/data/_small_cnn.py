@@ -73,7 +73,7 @@ def parse_layout(path: Path) -> list[dict[str, Any]]:
 
 
 def _architecture(rows: list[dict[str, Any]], path: Path, activation: str, stride: int,
-                  input_shape: list[int] | None, padding: str = "tf_same") -> tuple[Architecture, list[tuple[str, dict, dict | None]]]:
+                  input_shape: list[int] | None, padding: str = "tf_same") -> tuple[Architecture, list[tuple]]:
     """Layers from the layout; returns the architecture and, per parametric layer, (kind, kernel, bias) rows."""
     layers: dict[str, dict[str, Any]] = {}
     for r in rows:
@@ -142,7 +142,6 @@ def _to_torch(weights: np.ndarray, arch: Architecture, plan: list) -> np.ndarray
     n = weights.shape[0]
     parts: dict[str, np.ndarray] = {}
     names = [name for name, _, _ in arch.param_shapes]
-    template = dict(arch.template.named_parameters())
     it = iter(names)
     for kind, k, b, reorder in plan:
         wname = next(it)
@@ -158,7 +157,6 @@ def _to_torch(weights: np.ndarray, arch: Architecture, plan: list) -> np.ndarray
         if b is not None:
             bname = next(it)
             parts[bname] = weights[:, b["start"]:b["end"]]
-        assert tuple(template[wname].shape) == tuple(w.shape[1:]) or kind == "dense"
     flat = np.concatenate([parts[name] for name, _, _ in arch.param_shapes], axis=1)
     return np.ascontiguousarray(flat, dtype=np.float32)
 
