@@ -23,7 +23,7 @@ import numpy as np
 
 from .._errors import ZooFormatError
 from ._arch import Architecture
-from ._safe import check_finite, infer_column, load_array, read_csv_columns
+from ._safe import infer_column, load_array, read_csv_columns
 from ._zoo import Zoo
 
 __all__ = ["read_small_cnn_zoo", "is_small_cnn_zoo", "parse_layout"]
