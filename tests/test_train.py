@@ -200,6 +200,8 @@ def test_resume_refuses_other_options(tmp_path, cnn_zoo):
     cfg = _cfg(tmp_path, cnn_zoo, "r")
     with pytest.raises(_SimulatedCrash):
         train(cfg, progress=False, _crash_after_step=2)
+    with pytest.raises(ValueError, match="holds an unfinished run"):
+        train(cfg, progress=False)
     cfg.lr = 0.5
     with pytest.raises(ValueError, match="cannot resume"):
         train(cfg, resume=True, progress=False)

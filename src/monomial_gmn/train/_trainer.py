@@ -277,6 +277,8 @@ def train(cfg: TrainConfig, resume: bool = False, zoo: Any = None, progress: boo
     ckpt_path = out / "checkpoint.pt"
     if not resume and (out / "metrics.json").exists():
         raise ValueError(f"{out}: already holds a finished run (use --resume to reuse it, or a new --out)")
+    if not resume and ckpt_path.exists():
+        raise ValueError(f"{out}: holds an unfinished run (continue it with --resume, or use a new --out)")
     task = _task_for(cfg)
     if zoo is None:
         zoo = open_zoo(cfg.zoo, cfg.activation)
