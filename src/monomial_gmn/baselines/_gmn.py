@@ -73,15 +73,16 @@ class GMNLayer(nn.Module):
     r"""One bidirectional message-passing layer with edge updates (pre-norm residual).
 
     .. math::
-        z_{j\to i} = \sigma\big(A\,\hat h_i + B\,\hat h_j + C\,\hat e_{j\to i} + c\big),\quad
-        [\Delta e, m^{\rightarrow}, m^{\leftarrow}]_{j\to i} = D\,z_{j\to i}
+        z_{j\to i} = \sigma\big(A\,\hat h_i + B\,\hat h_j + C\,\hat e_{j\to i} + c\big),\qquad
+        e'_{j\to i} = e_{j\to i} + D\,z_{j\to i}
 
-        e'_{j\to i} = e_{j\to i} + \Delta e_{j\to i},\qquad
-        h'_i = h_i + \mathrm{MLP}\big[\hat h_i,\ \operatorname{mean}_{j\to i} m^{\rightarrow}_{j\to i},\
-               \operatorname{mean}_{i\to k} m^{\leftarrow}_{i\to k}\big]
+        h'_i = h_i + \mathrm{MLP}\big[\hat h_i,\ \operatorname{mean}_{j\to i} z_{j\to i},\
+               \operatorname{mean}_{i\to k} z_{i\to k}\big]
 
-    with :math:`\hat h = \mathrm{LayerNorm}(h)`, :math:`\hat e = \mathrm{LayerNorm}(e)`. Node projections are
-    computed once per node and gathered onto edges (per-edge work: two C×C matmuls and one C×3C).
+    with :math:`\hat h = \mathrm{LayerNorm}(h)`, :math:`\hat e = \mathrm{LayerNorm}(e)`. The forward
+    (from inputs) and backward (from outputs) messages are linear maps of z; since the mean is linear they are
+    applied after aggregation, by the first layer of the node MLP, so per-edge work is two C×C matmuls
+    (C ê and D z); node projections A ĥ, B ĥ are computed once per node and gathered onto edges.
     Equivariant to permutations of nodes only.
 
     Shapes:
@@ -96,7 +97,7 @@ class GMNLayer(nn.Module):
         self.lin_dst = nn.Linear(c, c, bias=False)
         self.lin_src = nn.Linear(c, c, bias=False)
         self.lin_edge = nn.Linear(c, c)
-        self.lin_out = nn.Linear(c, 3 * c)
+        self.lin_edge_out = nn.Linear(c, c)
         self.update = nn.Sequential(nn.Linear(3 * c, c), nn.SiLU(), nn.Dropout(dropout), nn.Linear(c, c))
         self.reset_parameters()
 
@@ -105,16 +106,17 @@ class GMNLayer(nn.Module):
             if isinstance(m, (nn.Linear, nn.LayerNorm)) and m is not self:
                 m.reset_parameters()
 
-    def forward(self, h: Tensor, e: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, h: Tensor, e: Tensor, edge_index: Tensor, update_edges: bool = True) -> tuple[Tensor, Tensor]:
+        """``update_edges=False`` skips the edge update (e is returned unchanged), e.g. in the last layer of
+        a model whose readout reads nodes only."""
         src, dst = edge_index
         n = h.shape[0]
         hn, en = self.norm_h(h), self.norm_e(e)
         z = F.silu(self.lin_dst(hn)[dst] + self.lin_src(hn)[src] + self.lin_edge(en))
-        de, m_fwd, m_bwd = self.lin_out(z).chunk(3, dim=-1)
-        agg_f = scatter(m_fwd, dst, 0, dim_size=n, reduce="mean")
-        agg_b = scatter(m_bwd, src, 0, dim_size=n, reduce="mean")
+        agg_f = scatter(z, dst, 0, dim_size=n, reduce="mean")
+        agg_b = scatter(z, src, 0, dim_size=n, reduce="mean")
         h = h + self.update(torch.cat([hn, agg_f, agg_b], -1))
-        return h, e + de
+        return h, (e + self.lin_edge_out(z)) if update_edges else e
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.channels})"
@@ -129,7 +131,7 @@ class GMN(nn.Module):
         h^0_i = \mathrm{MLP}\big[\tilde b_i,\ \log\mathrm{rms}_{\ell(i)}\big] + E^{\text{in}}_{\ell(i)}
                 + E^{\text{out}}_{D - \ell(i)} + E^{\text{role}}_{r(i)} + [i\ \text{fixed}]\,P\,\mathrm{pe}(\text{idx}_i)
 
-        e^0_{j\to i} = \mathrm{MLP}\big[\tilde W_{ij},\ \log\mathrm{rms}_{k}\big] + F^{\text{in}}_{k}
+        e^0_{j\to i} = L\big[\tilde W_{ij},\ \log\mathrm{rms}_{k}\big] + F^{\text{in}}_{k}
                 + F^{\text{out}}_{D - 1 - k}
 
     where ℓ(i) is the node's layer, k the edge's parametric layer, D the network's depth (layer positions are
@@ -173,7 +175,7 @@ class GMN(nn.Module):
         self.kernel_side, self.max_layers, self.norm = kernel_side, max_layers, norm
         k = kernel_side * kernel_side
         self.node_in = nn.Sequential(nn.Linear(1 + 2, c), nn.SiLU(), nn.Linear(c, c))
-        self.edge_in = nn.Sequential(nn.Linear(k + 2, c), nn.SiLU(), nn.Linear(c, c))
+        self.edge_in = nn.Linear(k + 2, c)      # per-edge work is what costs: the first layer adds the nonlinearity
         self.node_pos_in = nn.Embedding(max_layers, c)
         self.node_pos_out = nn.Embedding(max_layers, c)
         self.role_emb = nn.Embedding(len(Role), c)
@@ -206,11 +208,12 @@ class GMN(nn.Module):
         return pad_canvas(edge_attr, self.kernel_side)
 
     def encode(self, data: Data) -> tuple[Tensor, Tensor]:
-        """Backbone features (h [N, C], e [E, C]) before the head."""
+        """Backbone features (h [N, C], e [E, C]) before the head (with the invariant readout the last
+        layer does not update e)."""
         node_graph, b = graph_index(data)
         x, ea, node_side, edge_side = normalize_layers(data, self.norm)
         ea = self._edge_input(ea)
-        dt = self.node_in[0].weight.dtype
+        dt = self.edge_in.weight.dtype
         depth = scatter(data.layer, node_graph, 0, dim_size=b, reduce="max")
         top = self.max_layers - 1
         layer = data.layer
@@ -222,10 +225,12 @@ class GMN(nn.Module):
         h = h + fixed * self.io_proj(sinusoidal_encoding(idx, self.hidden_dim).to(dt))
         edge_graph = node_graph[data.edge_index[1]]
         el = data.edge_layer
-        e = self.edge_in(torch.cat([ea, edge_side], -1).to(dt))
+        e = self.edge_in(torch.cat([ea, edge_side], -1).to(dt))   # L: one linear map
         e = e + self.edge_pos_in(el.clamp(0, top)) + self.edge_pos_out((depth[edge_graph] - 1 - el).clamp(0, top))
-        for layer_mod in self.layers:
-            h, e = layer_mod(h, e, data.edge_index)
+        last = len(self.layers) - 1
+        for i, layer_mod in enumerate(self.layers):
+            # the invariant head reads node features only: the last edge update would be dead work
+            h, e = layer_mod(h, e, data.edge_index, update_edges=self.readout == "equivariant" or i < last)
         return self.final_h(h), self.final_e(e)
 
     def forward(self, data: Data):

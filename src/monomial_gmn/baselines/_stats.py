@@ -106,9 +106,7 @@ def grouped_stats(values: Tensor, group: Tensor, num_groups: int,
     cnt = count.to(dt).clamp_min(1)
     mean = scatter(values, group, 0, dim_size=num_groups, reduce="sum") / cnt
     var = scatter((values - mean[group]) ** 2, group, 0, dim_size=num_groups, reduce="sum") / cnt
-    order = torch.argsort(values, stable=True)
-    order = order[torch.argsort(group[order], stable=True)]
-    srt = values[order]
+    srt = values[_group_value_order(values, group)]
     start = torch.cumsum(count, 0) - count
     last = (count - 1).clamp_min(0)
     qs = []
@@ -116,15 +114,27 @@ def grouped_stats(values: Tensor, group: Tensor, num_groups: int,
         pos = q * last.to(torch.float64)
         lo = pos.floor().long()
         hi = torch.minimum(lo + 1, last)
-        frac = (pos - lo.to(torch.float64)).to(dt)
+        frac = pos - lo.to(torch.float64)
         if srt.numel() == 0:
             qs.append(torch.zeros(num_groups, dtype=dt, device=dev))
             continue
         idx_lo = (start + lo).clamp(max=srt.numel() - 1)
         idx_hi = (start + hi).clamp(max=srt.numel() - 1)
-        v = srt[idx_lo] + frac * (srt[idx_hi] - srt[idx_lo])
+        a, b = srt[idx_lo].to(torch.float64), srt[idx_hi].to(torch.float64)
+        v = (a + frac * (b - a)).to(dt)          # interpolated in float64: no overflow, one rounding
         qs.append(torch.where(count > 0, v, torch.zeros_like(v)))
     return torch.stack([mean, var, *qs], dim=1)
+
+
+def _group_value_order(values: Tensor, group: Tensor) -> Tensor:
+    """[M] permutation sorting by (group, value). Values of 32 bits or fewer: one int64 sort on the key
+    ``group · 2³² + (order-preserving integer image of the float32 value)``; float64: two stable sorts."""
+    if values.dtype in (torch.float32, torch.float16, torch.bfloat16) and values.numel():
+        bits = values.to(torch.float32).contiguous().view(torch.int32)
+        mono = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits).to(torch.int64) + 2 ** 31   # in [0, 2³²)
+        return torch.sort(group.to(torch.int64) * 2 ** 32 + mono).indices
+    order = torch.argsort(values, stable=True)
+    return order[torch.argsort(group[order], stable=True)]
 
 
 def layer_values(data: Data, num_layers: int | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
