@@ -39,6 +39,7 @@ def test_quick_bench_cli_writes_wellformed_json(tmp_path, capsys):
     for key in ("stacked_nets_per_s", "batch_stacked_nets_per_s", "per_graph_reference_nets_per_s"):
         assert _finite_positive(conv[key]), key
     assert conv["stacked_seconds"]["median"] <= conv["stacked_seconds"]["max"]
+    assert conv["profile_stacked_top_ops"] and _finite_positive(conv["stacked_nets_per_cpu_s"])
 
     (m,) = res["models"]
     assert (m["model"], m["shape"]) == ("monomial", "cnn")
@@ -49,6 +50,7 @@ def test_quick_bench_cli_writes_wellformed_json(tmp_path, capsys):
         fl = m["flops"]
         assert fl["forward_flops_per_batch"] > 0 and fl["train_flops_per_step"] > fl["forward_flops_per_batch"]
         assert _finite_positive(fl["forward_vs_matmul"]) and _finite_positive(fl["matmul"]["flop_per_s"])
+        assert m["saved_for_backward"]["total_mb"] > 0 and m["saved_for_backward"]["top_shapes"]
         ops = m["profile_train_top_ops"]
         assert ops and {"op", "calls", "self_cpu_ms", "self_pct"} <= set(ops[0])
     else:

@@ -145,6 +145,32 @@ def _top_ops(prof, k: int) -> list[dict[str, Any]]:
             for ev in events[:k]]
 
 
+def _saved_tensors(net: nn.Module, data: _Data, batch, top_k: int = 8) -> dict[str, Any]:
+    """Bytes autograd keeps for the backward pass of one training forward (distinct storages), by shape."""
+    seen: dict[tuple[int, int], int] = {}
+    by_shape: dict[str, list[int]] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+        if key not in seen:
+            seen[key] = key[1]
+            entry = by_shape.setdefault(str(list(t.shape)), [0, 0])
+            entry[0] += 1
+            entry[1] += key[1]
+        return t
+
+    net.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = net(batch)
+        loss = data.loss(out, batch)
+    total = sum(seen.values())
+    loss.backward()
+    net.zero_grad(set_to_none=True)
+    top = sorted(by_shape.items(), key=lambda kv: kv[1][1], reverse=True)[:top_k]
+    return {"total_mb": total / 2 ** 20, "tensors": len(seen),
+            "top_shapes": [{"shape": k, "count": v[0], "mb": v[1] / 2 ** 20} for k, v in top]}
+
+
 def measure_model(model: str = "monomial", shape: str = "cnn", batch: int = 64, hidden: int = 128,
                   layers: int = 4, warmup: int = 2, reps: int = 5, steps: int = 3, seed: int = 0,
                   flops: bool = True, profile: bool = False, profile_steps: int = 3, top_k: int = 12,
@@ -221,6 +247,7 @@ def measure_model(model: str = "monomial", shape: str = "cnn", batch: int = 64, 
             "note": "FlopCounterMode counts matmul/conv-type ops only (mm, addmm, bmm, ...); gathers, "
                     "index_add_ and elementwise work are not counted as FLOPs",
         }
+    res["saved_for_backward"] = _saved_tensors(net, data, fixed)
     if profile:
         from torch.profiler import ProfilerActivity
         from torch.profiler import profile as tprofile

@@ -59,6 +59,7 @@ class BenchConfig:
     seed: int = 0
     timeout: float = 900.0                # per measurement process
     isolate: bool = True                  # fresh process per measurement (needed for honest peak RSS)
+    malloc_mmap_threshold: int = 0        # >0: MALLOC_MMAP_THRESHOLD_ for the model processes (glibc; diagnostic)
 
     def validate(self) -> None:
         for name in ("batch", "hidden", "layers", "reps", "steps", "conversion_nets", "conversion_threads",
@@ -161,7 +162,8 @@ def run_bench(cfg: BenchConfig, progress: bool = True, command: str | None = Non
             tasks.append((f"model {model}/{shape}", {"kind": "model", "threads": threads, "kwargs": {
                 "model": model, "shape": shape, "batch": cfg.batch, "hidden": cfg.hidden, "layers": cfg.layers,
                 "warmup": cfg.warmup, "reps": cfg.reps, "steps": cfg.steps, "seed": cfg.seed,
-                "flops": cfg.flops, "profile": cfg.profile and model == "monomial", "matmul_n": cfg.matmul_n}}))
+                "flops": cfg.flops, "profile": cfg.profile and model == "monomial", "matmul_n": cfg.matmul_n},
+                **({"env": {"MALLOC_MMAP_THRESHOLD_": cfg.malloc_mmap_threshold}} if cfg.malloc_mmap_threshold else {})}))
     if cfg.scaling_sizes:
         tasks.append(("scaling", {"kind": "scaling", "threads": threads, "kwargs": {
             "sizes": list(cfg.scaling_sizes), "model": cfg.scaling_model, "shape": cfg.scaling_shape,

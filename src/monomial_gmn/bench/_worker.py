@@ -1,7 +1,8 @@
 """Run one measurement in a fresh Python process, so peak RSS and thread settings never mix.
 
 Protocol: the parent starts ``python -m monomial_gmn.bench._worker`` with a JSON task on stdin
-(``{"kind": "conversion"|"matmul"|"model"|"scaling", "threads": T, "kwargs": {...}}``); the worker sets the
+(``{"kind": "conversion"|"matmul"|"model"|"scaling", "threads": T, "kwargs": {...}, "env": {...}}``, ``env``
+optional extra environment variables); the worker sets the
 thread count, runs the measurement and prints one JSON object on its last stdout line.
 """
 
@@ -46,6 +47,8 @@ def run_in_subprocess(task: dict[str, Any], timeout: float | None = None) -> dic
     if threads > 0:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[var] = str(threads)
+    for var, value in (task.get("env") or {}).items():
+        env[str(var)] = str(value)
     src = str(Path(__file__).resolve().parents[2])  # the directory holding the monomial_gmn package
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     try:

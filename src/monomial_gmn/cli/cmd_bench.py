@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scaling-layers", type=int, help="layers of the scaling model (default 2)")
     p.add_argument("--no-profile", action="store_true", help="skip the torch.profiler top-ops table")
     p.add_argument("--no-flops", action="store_true", help="skip FLOP counting and the matmul reference")
+    p.add_argument("--malloc-mmap-threshold", type=int,
+                   help="glibc MALLOC_MMAP_THRESHOLD_ (bytes) for the model processes: shows how much of the peak RSS "
+                        "is heap retention (costs CPU time; diagnostic)")
     p.add_argument("--in-process", action="store_true",
                    help="run measurements in this process (faster start; peak RSS values then mix)")
     p.add_argument("--seed", type=int, help="seed of the synthetic zoos and models (default 0)")
@@ -67,7 +70,8 @@ def config_from_args(args: argparse.Namespace):
 
     cfg = quick_config() if args.quick else BenchConfig()
     for name in ("models", "shapes", "batch", "hidden", "layers", "threads", "reps", "warmup", "steps",
-                 "conversion_nets", "scaling_mode", "scaling_hidden", "scaling_layers", "seed"):
+                 "conversion_nets", "scaling_mode", "scaling_hidden", "scaling_layers", "seed",
+                 "malloc_mmap_threshold"):
         value = getattr(args, name)
         if value is not None:
             setattr(cfg, name, value)
