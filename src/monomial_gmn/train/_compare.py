@@ -11,6 +11,7 @@ Outputs (``compare(..., out=DIR)``):
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -90,6 +91,7 @@ def compare(zoo: str, task: str, models: Sequence[str], levels: Sequence[float],
                 sweep = " ".join(f"{row[m]:.3f}" for row in ev["rows"])
                 tqdm.write(f"  {model:<10} seed {seed}: val {m} {result['val'][m]:.3f} | test {m} at levels "
                            f"{','.join(_fmt_level(lv) for lv in levels)}: {sweep} ({time.perf_counter() - t0:.0f} s)")
+                sys.stdout.flush()
             for level, row in zip(levels, ev["rows"]):
                 for metric, value in row.items():
                     if metric == "augment":
