@@ -268,6 +268,7 @@ def test_own_format_round_trip_and_mixed_batch(tmp_path):
     idx = [8, 0, 4, 1, 1, 6]
     ref = mg.batch_graphs([mg.to_graph(back.module(i)) for i in idx])
     _assert_batches_equal(back.batch(idx), ref)
+    _assert_batches_equal(next(iter(mg.GraphLoader(back.subset(idx), batch_size=6))), ref)
     assert back.batch(idx, dtype=torch.float64).x.dtype == torch.float64
     sub = back.subset([5, 2])
     save_zoo(sub, tmp_path / "sub")

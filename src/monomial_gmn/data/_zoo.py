@@ -65,6 +65,10 @@ class Zoo:
     def __len__(self) -> int:
         return int(self.net_row.shape[0])
 
+    def __getitem__(self, i: int) -> ParameterGraph:
+        """``zoo[i]`` is network i's ParameterGraph (so a Zoo works as a dataset for ``mg.GraphLoader``)."""
+        return self.graph(i)
+
     def __repr__(self) -> str:
         archs = dict(Counter(self.columns["arch"].tolist())) if len(self) else {}
         return f"Zoo(nets={len(self)}, task={self.task_kind!r}, archs={archs})"
