@@ -11,6 +11,8 @@ from ._errors import GraphMismatchError, NonFiniteWeightsError, UnsupportedModul
 from .graph import (GraphLoader, GraphSpec, ParameterGraph, Role, Sine, Symmetry, batch_graphs, batch_stacked,
                     graph_spec, register_converter, register_op, to_graph, to_module)
 from .group import MonomialGroup, MonomialTransform, random_transform, sample_transform
+from . import data
+from .data import RandomMonomial, Zoo, build_zoo, load_zoo, merge_shards
 from .verify import SymmetryReport, verify_symmetry
 from . import baselines, models
 from . import viz
@@ -23,6 +25,7 @@ __all__ = [
     "register_converter", "register_op", "batch_graphs", "batch_stacked", "GraphLoader",
     "MonomialGroup", "MonomialTransform", "sample_transform", "random_transform",
     "UnsupportedModuleError", "NonFiniteWeightsError", "GraphMismatchError", "ZooFormatError",
+    "data", "Zoo", "load_zoo", "build_zoo", "merge_shards", "RandomMonomial",
     "verify_symmetry", "SymmetryReport",
     "baselines", "models", "build_model", "list_models", "count_parameters",
     "viz",
