@@ -513,10 +513,11 @@ def test_unsupported_parts_are_named():
         mg.to_graph(UnknownFunction())
     with pytest.raises(mg.UnsupportedModuleError, match=r"'spare'.*not used"):
         mg.to_graph(Unused())
-    with pytest.raises(mg.UnsupportedModuleError, match=r"'1'.*BatchNorm1d.*method='fx'"):  # walker: hint
-        mg.to_graph(nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Linear(3, 1)))
-    g = mg.to_graph(nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Linear(3, 1)), method="fx")
-    assert (g.norm_kind == NormKind.BATCH).sum() == 3
+    with pytest.raises(mg.UnsupportedModuleError, match=r"'1'.*BatchNorm1d"):  # the walker alone refuses it
+        mg.to_graph(nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Linear(3, 1)), method="sequential")
+    for method in ("fx", "auto"):  # auto falls back to the dataflow converter
+        g = mg.to_graph(nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Linear(3, 1)), method=method)
+        assert (g.norm_kind == NormKind.BATCH).sum() == 3
     with pytest.raises(ValueError, match="unknown conversion method"):
         mg.to_graph(nn.Linear(2, 2), method="onnx")
 

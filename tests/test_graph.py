@@ -133,11 +133,23 @@ def test_unsupported_module_is_named():
     with pytest.raises(mg.UnsupportedModuleError, match=r"'1\.1'.*Custom"):
         mg.to_graph(net)
     with pytest.raises(mg.UnsupportedModuleError, match=r"'1'.*BatchNorm1d"):
-        mg.to_graph(nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Linear(3, 1)))
+        mg.to_graph(nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Linear(3, 1)), method="sequential")
     with pytest.raises(mg.UnsupportedModuleError, match="groups=2"):
         mg.to_graph(nn.Sequential(nn.Conv2d(2, 4, 3, groups=2), nn.ReLU(), nn.Conv2d(4, 2, 1)))
     with pytest.raises(mg.UnsupportedModuleError, match=r"'1'.*Softmax"):
-        mg.to_graph(nn.Sequential(nn.Linear(2, 3), nn.Softmax(dim=1), nn.Linear(3, 1)))
+        mg.to_graph(nn.Sequential(nn.Linear(2, 3), nn.Softmax(dim=1), nn.Linear(3, 1)), method="sequential")
+
+
+def test_auto_conversion_falls_back_to_dataflow_for_norm_layers():
+    net = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.ReLU(), nn.Linear(3, 1)).eval()
+    with torch.no_grad():
+        net[1].running_mean.uniform_(-1, 1)
+    g = mg.to_graph(net)
+    assert g.symmetry_counts() == {"fixed": 3, "none": 3}   # BatchNorm absorbs no per-neuron factor
+    net2 = mg.to_module(g, net)
+    assert torch.equal(net2[1].running_mean, net[1].running_mean)
+    x = torch.randn(5, 2)
+    assert torch.equal(net2(x), net(x))
     with pytest.raises(mg.UnsupportedModuleError, match="expects 4 input channels"):
         mg.to_graph(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(4, 1)))
 

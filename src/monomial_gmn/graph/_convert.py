@@ -331,23 +331,15 @@ def _assemble(records: list[LayerRecord], syms: list[Symmetry], n_nodes: int) ->
     return GraphSpec(layer=layer, role=role, sym=sym, block=block, pos=pos, layers=records)
 
 
-def _user_leaf_failed(module: nn.Module, err: UnsupportedModuleError) -> bool:
-    """True if the walker stopped at a user-defined (not torch.nn) module: a block for torch.fx to trace."""
-    try:
-        leaf = module.get_submodule("" if err.path == "<root>" else err.path)
-    except AttributeError:
-        return False
-    return not type(leaf).__module__.startswith("torch.")
-
-
 def graph_spec(module: nn.Module, method: str = "auto") -> GraphSpec:
     """The :class:`GraphSpec` of a module's architecture.
 
     Args:
         module: the network.
         method: ``"auto"`` (default): the Sequential walker for ``nn.Sequential`` stacks of registered
-            layers; a stack holding a user-defined block or activation, and any other module, goes through
-            the registered builders (the torch.fx converter). ``"sequential"``: the walker only. A builder
+            layers; a stack the walker cannot read (norm layers, user-defined blocks), and any other module,
+            goes through the registered builders (the torch.fx converter). If none accepts it, the walker's
+            error (naming the module path and type) is raised. ``"sequential"``: the walker only. A builder
             name (``"fx"``): that builder only.
     """
     if method == "sequential":
@@ -366,12 +358,7 @@ def graph_spec(module: nn.Module, method: str = "auto") -> GraphSpec:
         try:
             return _sequential_spec(module)
         except UnsupportedModuleError as err:
-            if not _user_leaf_failed(module, err):
-                if "fx" in _NAMED_BUILDERS and "torch.fx" not in err.reason:
-                    raise UnsupportedModuleError(err.path, err.module_type, f"{err.reason} (the torch.fx converter "
-                                                 "may read it: to_graph(net, method='fx'))") from None
-                raise
-            first_error = err
+            first_error = err  # a stack the walker cannot read may still be read by the dataflow builders
     for builder in _SPEC_BUILDERS:
         try:
             spec = builder(module)
@@ -380,8 +367,10 @@ def graph_spec(module: nn.Module, method: str = "auto") -> GraphSpec:
             continue
         if spec is not None:
             return spec
-    if builder_error is not None or first_error is not None:
-        raise builder_error or first_error
+    if first_error is not None:
+        raise first_error  # the walker's message names the offending layer most precisely
+    if builder_error is not None:
+        raise builder_error
     raise UnsupportedModuleError("", type(module).__name__, "it is not an nn.Sequential stack or a registered "
                                  "layer, and no other converter accepted it")
 
