@@ -31,6 +31,7 @@ def test_quick_bench_cli_writes_wellformed_json(tmp_path, capsys):
     meta = res["meta"]
     assert {"command", "date_utc", "machine", "loadavg_start", "loadavg_end"} <= set(meta)
     assert {"platform", "cpu_count", "torch", "python"} <= set(meta["machine"])
+    assert meta["complete"] is True
     assert res["config"]["batch"] == 4 and res["config"]["threads_used"] >= 1
 
     conv = res["conversion"]

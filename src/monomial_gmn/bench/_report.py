@@ -107,7 +107,10 @@ def format_markdown(result: dict[str, Any]) -> str:
              f"- machine: {mach['platform']}, {mach['cpu_count']} CPUs, Python {mach['python']}, "
              f"torch {mach['torch']}",
              f"- load average (1/5/15 min): start {meta.get('loadavg_start')}, end {meta.get('loadavg_end')}",
-             f"- wall time: {meta.get('wall_seconds', 0):.0f} s; every measurement ran in a fresh process",
+             f"- wall time: {meta.get('wall_seconds', 0):.0f} s; "
+             + ("every measurement ran in a fresh process" if meta.get("isolated_processes", True)
+                else "measurements ran in one process (peak RSS values mix)"),
+             *([] if meta.get("complete", True) else ["- **partial result: the run was still going or was cut short**"]),
              "", "```", format_table(result), "```", ""]
     def table(title: str, ops: list[dict[str, Any]]) -> None:
         lines.extend([f"## {title}", "", "| op | calls | self ms | self % |", "|---|---:|---:|---:|"])

@@ -145,8 +145,12 @@ def check_targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def run_bench(cfg: BenchConfig, progress: bool = True, command: str | None = None,
-              log: Callable[[str], None] | None = None) -> dict[str, Any]:
+              log: Callable[[str], None] | None = None,
+              on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run every measurement of ``cfg`` (each in a fresh process unless ``cfg.isolate`` is False).
+
+    ``on_update(result)`` is called after every measurement with the result so far (targets checked), so
+    a caller can save partial results of a long run.
 
     Returns a JSON-ready dict with keys ``meta``, ``config``, ``conversion``, ``models``, ``scaling``,
     ``targets``.
@@ -157,18 +161,23 @@ def run_bench(cfg: BenchConfig, progress: bool = True, command: str | None = Non
     tasks.append(("conversion", {"kind": "conversion", "threads": cfg.conversion_threads, "kwargs": {
         "shape": "cnn", "nets": cfg.conversion_nets, "batch": cfg.batch, "warmup": 1,
         "reps": max(cfg.reps, 3), "reference_nets": min(256, cfg.conversion_nets), "seed": cfg.seed}}))
+    model_tasks = []
     for shape in cfg.shapes:
         for model in cfg.models:
-            tasks.append((f"model {model}/{shape}", {"kind": "model", "threads": threads, "kwargs": {
+            model_tasks.append((f"model {model}/{shape}", {"kind": "model", "threads": threads, "kwargs": {
                 "model": model, "shape": shape, "batch": cfg.batch, "hidden": cfg.hidden, "layers": cfg.layers,
                 "warmup": cfg.warmup, "reps": cfg.reps, "steps": cfg.steps, "seed": cfg.seed,
                 "flops": cfg.flops, "profile": cfg.profile and model == "monomial", "matmul_n": cfg.matmul_n},
                 **({"env": {"MALLOC_MMAP_THRESHOLD_": cfg.malloc_mmap_threshold}} if cfg.malloc_mmap_threshold else {})}))
+    # the targets' measurements first (monomial on the CNN shape, then scaling), so a cut-short run has them
+    model_tasks.sort(key=lambda t: (t[1]["kwargs"]["model"], t[1]["kwargs"]["shape"]) != ("monomial", "cnn"))
+    tasks += model_tasks[:1]
     if cfg.scaling_sizes:
         tasks.append(("scaling", {"kind": "scaling", "threads": threads, "kwargs": {
             "sizes": list(cfg.scaling_sizes), "model": cfg.scaling_model, "shape": cfg.scaling_shape,
             "mode": cfg.scaling_mode, "batch": cfg.batch, "hidden": cfg.scaling_hidden, "layers": cfg.scaling_layers,
             "seed": cfg.seed}}))
+    tasks += model_tasks[1:]
 
     started = _dt.datetime.now(_dt.timezone.utc)
     result: dict[str, Any] = {
@@ -212,6 +221,10 @@ def run_bench(cfg: BenchConfig, progress: bool = True, command: str | None = Non
             log(f"{label}: {out['status']}: {out.get('reason', '')}")
         if bar is not None:
             bar.update(1)
+        if on_update is not None:
+            result["meta"]["loadavg_end"] = loadavg()
+            result["targets"] = check_targets(result)
+            on_update(result)
     if bar is not None:
         bar.close()
     result["meta"]["loadavg_end"] = loadavg()

@@ -93,13 +93,19 @@ def run(args: argparse.Namespace) -> int:
     except argparse.ArgumentTypeError as exc:
         raise ValueError(str(exc)) from None
     command = "monomial-gmn " + " ".join(sys.argv[1:]) if sys.argv and "bench" in sys.argv else None
+    def save(result: dict, final: bool = False) -> None:
+        # written after every measurement too (atomically), so a run cut short leaves its results so far
+        result["meta"]["complete"] = final
+        if args.out:
+            atomic_write_json(args.out, result)
+        if args.markdown:
+            atomic_write_text(args.markdown, format_markdown(result))
+
     result = run_bench(cfg, progress=not args.no_progress, command=command,
-                       log=lambda msg: print(f"note: {msg}", file=sys.stderr))
+                       log=lambda msg: print(f"note: {msg}", file=sys.stderr), on_update=save)
+    save(result, final=True)
     print(format_table(result))
-    if args.out:
-        atomic_write_json(args.out, result)
-        print(f"wrote {args.out}")
-    if args.markdown:
-        atomic_write_text(args.markdown, format_markdown(result))
-        print(f"wrote {args.markdown}")
+    for path in (args.out, args.markdown):
+        if path:
+            print(f"wrote {path}")
     return 0
