@@ -100,6 +100,10 @@ def test_determinism_workers_shards_resume(cnn_zoo, tmp_path, monkeypatch):
     assert built == [1]
     with pytest.raises(ValueError, match="another configuration"):
         build_zoo("digits-cnn", tmp_path / "s0", **{**kw, "seed": 4})
+    built.clear()
+    assert build_zoo("digits-cnn", tmp_path / "resume", **kw) == tmp_path / "resume" and built == []   # idempotent
+    with pytest.raises(ValueError, match="finished zoo built with other settings"):
+        build_zoo("digits-cnn", tmp_path / "resume", **{**kw, "nets": 7})
 
 
 def test_tiny_siren_build_and_split(siren_zoo):

@@ -126,7 +126,14 @@ def build_zoo(kind: str, out: str | os.PathLike, nets: int, workers: int = 1, se
     mine = [c for c in range(n_chunks) if sh is None or c % sh[1] == sh[0]]
     bfile = out / "build.json"
     if is_own_format(out) and not bfile.exists():
-        raise ValueError(f"{out} already holds a finished zoo; choose another --out")
+        try:
+            done = json.loads((out / "zoo.json").read_text()).get("meta", {}).get("config")
+        except (json.JSONDecodeError, AttributeError):
+            done = None
+        if done == config and sh is None:
+            return out                                  # the same build finished earlier: nothing to do
+        raise ValueError(f"{out} already holds a finished zoo built with other settings; choose another --out "
+                         f"or delete it")
     if bfile.exists():
         try:
             prev = json.loads(bfile.read_text())
