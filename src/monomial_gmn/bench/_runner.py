@@ -54,7 +54,7 @@ class BenchConfig:
     scaling_hidden: int = 32              # a narrower model keeps 44k nets of epochs within minutes on 2 cores
     scaling_layers: int = 2
     flops: bool = True
-    profile: bool = True                  # torch.profiler top ops for the 'monomial' model
+    profile: bool = True                  # torch.profiler top ops for the 'monomial' model (first shape)
     matmul_n: int = 1024
     seed: int = 0
     timeout: float = 900.0                # per measurement process
@@ -167,7 +167,8 @@ def run_bench(cfg: BenchConfig, progress: bool = True, command: str | None = Non
             model_tasks.append((f"model {model}/{shape}", {"kind": "model", "threads": threads, "kwargs": {
                 "model": model, "shape": shape, "batch": cfg.batch, "hidden": cfg.hidden, "layers": cfg.layers,
                 "warmup": cfg.warmup, "reps": cfg.reps, "steps": cfg.steps, "seed": cfg.seed,
-                "flops": cfg.flops, "profile": cfg.profile and model == "monomial", "matmul_n": cfg.matmul_n},
+                "flops": cfg.flops, "profile": cfg.profile and model == "monomial" and shape == cfg.shapes[0],
+                "matmul_n": cfg.matmul_n},
                 **({"env": {"MALLOC_MMAP_THRESHOLD_": cfg.malloc_mmap_threshold}} if cfg.malloc_mmap_threshold else {})}))
     # the targets' measurements first (monomial on the CNN shape, then scaling), so a cut-short run has them
     model_tasks.sort(key=lambda t: (t[1]["kwargs"]["model"], t[1]["kwargs"]["shape"]) != ("monomial", "cnn"))
