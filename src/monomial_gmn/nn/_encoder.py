@@ -12,6 +12,7 @@ from torch_geometric.utils import scatter
 from ..graph._symmetry import Role
 from ._canon import d1_mask, fixed_index
 from ._kernel import canvas_weight
+from ._ops import Segments, gather_mul
 
 __all__ = ["GraphEncoder"]
 
@@ -140,8 +141,11 @@ class GraphEncoder(nn.Module):
         h = h + d1_mask(batch.sym).unsqueeze(-1) * add.to(x.dtype)
         w = canvas_weight(self.edge_table, a.shape[1], self.kernel_radius).to(a.dtype)
         a = a * self.edge_scale[ekey].to(a.dtype).unsqueeze(-1)
-        emult = self.edge_mult(ekey) + self.edge_mult(9 * nl + erkey)
-        e = (a @ w) * emult.to(a.dtype)
+        # τ_{type, layer} + τ'_{type, layers-from-end} as one [9·nl·nl, C] table, gathered once per edge
+        t = self.edge_mult.weight.to(a.dtype).view(2, 9, nl, 1, -1)
+        table = (t[0] + t[1].transpose(1, 2)).reshape(9 * nl * nl, -1)
+        key = ekey * nl + (erkey % nl)
+        e = gather_mul(a @ w, table, Segments(key, table.shape[0]))
         return h, e
 
     def __repr__(self) -> str:

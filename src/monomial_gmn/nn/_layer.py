@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from ._canon import Canonicalize, d1_mask, inverse_norm2
+from ._ops import Segments, gather_gather_mul, gather_mul, scatter_sum
 
 __all__ = ["MonomialMPLayer"]
 
@@ -52,8 +53,8 @@ class MonomialMPLayer(nn.Module):
             may skip it.
 
     Shapes:
-        h: [N, C], e: [E, C], energy: [N, 1], edge_index: [2, E] (row 0 source j, row 1 target i),
-        sym: [N] long, inv_deg_in/inv_deg_out: [N, 1] (1 / max(1, degree))
+        h: [N, C], e: [E, C], energy: [N, 1], sym: [N] long, seg_src/seg_dst: :class:`Segments` of
+        ``edge_index[0]`` (sources j) and ``edge_index[1]`` (targets i)
         -> (h' [N, C], e' [E, C] (or e unchanged), energy' [N, 1]).
     """
 
@@ -82,39 +83,35 @@ class MonomialMPLayer(nn.Module):
             m.reset_parameters()
         nn.init.zeros_(self.d1_bias)
 
-    def forward(self, h: Tensor, e: Tensor, energy: Tensor, edge_index: Tensor, sym: Tensor,
-                inv_deg_in: Tensor, inv_deg_out: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, h: Tensor, e: Tensor, energy: Tensor, sym: Tensor, seg_src: Segments,
+                seg_dst: Segments) -> tuple[Tensor, Tensor, Tensor]:
         c = self.channels
-        src, dst = edge_index[0], edge_index[1]
+        inv_deg_in = seg_dst.inverse_degree(h.dtype)
+        energy_in = energy
         inv = self.canon(h, sym, energy)
         proj = self.node_proj(h).split(c, dim=-1)
         gate = torch.sigmoid(self.node_gate(inv)).split(c, dim=-1)
         p = proj[0] * gate[0]                                       # ∝ d_j
-        src_parts, dst_parts = [p], []
-        if self.update_edges:
-            k = 3 if self.bidirectional else 1
-            r, s = proj[k], proj[k + 1]
-            dst_parts += [gate[1], r]                               # invariant gate, ∝ d_i
-            src_parts.append(s / inverse_norm2(energy, sym))        # ∝ 1/d_j
-        ts = (torch.cat(src_parts, -1) if len(src_parts) > 1 else src_parts[0])[src]
         a = self.edge_lin(e)                                        # ∝ d_i/d_j
-        m = a * ts[:, :c]                                           # ∝ d_i
-        agg = h.new_zeros(h.shape).index_add_(0, dst, m) * inv_deg_in
-        mu = h.new_zeros(energy.shape).index_add_(0, dst, (m * m).sum(-1, keepdim=True)) * inv_deg_in
+        m = gather_mul(a, p, seg_src)                               # ∝ d_i
+        agg = scatter_sum(m, seg_dst) * inv_deg_in
+        with torch.no_grad():                                       # energies are stop-gradient normalisers
+            mu = seg_dst.sum(torch.linalg.vector_norm(m, dim=-1, keepdim=True).square_()) * inv_deg_in
+            mid = energy + mu                                       # ∝ d_i², no cancellation
         parts = [h, agg]
-        mid = energy + mu                                           # ∝ d_i², no cancellation
         if self.bidirectional:
             q = proj[1] / inverse_norm2(mid, sym)                   # ∝ 1/d_i
-            t = m * q[dst]                                          # invariant
-            back = h.new_zeros(h.shape).index_add_(0, src, t) * inv_deg_out
+            t = gather_mul(m, q, seg_dst)                           # invariant
+            back = scatter_sum(t, seg_src) * seg_src.inverse_degree(h.dtype)
             parts.append(back * proj[2])                            # ∝ d_j
         z = self.update(torch.cat(parts, -1)) + d1_mask(sym).unsqueeze(-1) * self.d1_bias
-        energy = mid + (z * z).sum(-1, keepdim=True)
+        with torch.no_grad():
+            energy = mid + (z * z).sum(-1, keepdim=True)
         h_new = h + z * torch.sigmoid(self.out_gate(self.canon_out(z, sym, energy)))
         if self.update_edges:
-            td = torch.cat(dst_parts, -1)[dst]
-            e = torch.addcmul(e, a, td[:, :c])
-            e = torch.addcmul(e, td[:, c:], ts[:, c:])
+            k = 3 if self.bidirectional else 1
+            r, s = proj[k], proj[k + 1] / inverse_norm2(energy_in, sym)     # ∝ d_i, ∝ 1/d_j
+            e = e + gather_mul(a, gate[1], seg_dst) + gather_gather_mul(r, seg_dst, s, seg_src)
         return h_new, e, energy
 
     def __repr__(self) -> str:

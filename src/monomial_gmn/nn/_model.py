@@ -12,16 +12,11 @@ from ._canon import node_sym
 from ._encoder import GraphEncoder
 from ._heads import EquivariantHead, InvariantHead
 from ._layer import MonomialMPLayer
+from ._ops import Segments
 
 __all__ = ["MonomialGMN"]
 
 _READOUTS = ("invariant", "equivariant")
-
-
-def _inv_degree(index: Tensor, n: int, dtype: torch.dtype) -> Tensor:
-    deg = torch.zeros(n, dtype=dtype, device=index.device).index_add_(
-        0, index, torch.ones(index.shape[0], dtype=dtype, device=index.device))
-    return deg.clamp_min(1).reciprocal().unsqueeze(-1)
 
 
 class MonomialGMN(nn.Module):
@@ -92,13 +87,11 @@ class MonomialGMN(nn.Module):
         """Final node [N, C], edge [E, C] features and node energies [N, 1] (equivariant) before the head."""
         sym = node_sym(batch, sym)
         h, e = self.encoder(batch)
-        energy = (h * h).sum(-1, keepdim=True)
+        energy = (h * h).sum(-1, keepdim=True).detach()
         n = h.shape[0]
-        src, dst = batch.edge_index
-        inv_in = _inv_degree(dst, n, h.dtype)
-        inv_out = _inv_degree(src, n, h.dtype)
+        seg_src, seg_dst = Segments(batch.edge_index[0], n), Segments(batch.edge_index[1], n)
         for layer in self.layers:
-            h, e, energy = layer(h, e, energy, batch.edge_index, sym, inv_in, inv_out)
+            h, e, energy = layer(h, e, energy, sym, seg_src, seg_dst)
         return h, e, energy
 
     def forward(self, batch, sym: Tensor | None = None):
