@@ -168,7 +168,7 @@ def plot_results(rows: list[dict[str, Any]], metric: str, path: str | Path, titl
         lv = [x for x in levels if (m, x) in stats]
         ax.errorbar(lv, [stats[m, x][0] for x in lv], yerr=[stats[m, x][1] for x in lv], marker="o",
                     capsize=3, label=m)
-    ax.set_xlabel("log10 of the scaling bound s (test nets scaled by U[1, s])")
+    ax.set_xlabel("log10 of the scaling bound s (ReLU neurons × U[1, s]; tanh/sin: random signs)", fontsize=8)
     ax.set_ylabel(f"test {metric}")
     if title:
         ax.set_title(title)
