@@ -19,9 +19,15 @@ reuses the finished ones.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
+
+if "--threads" in sys.argv:  # BLAS/OpenMP (scikit-learn) threads must be fixed before numpy is imported
+    os.environ.setdefault("OMP_NUM_THREADS", sys.argv[sys.argv.index("--threads") + 1])
+else:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import torch
@@ -88,6 +94,27 @@ def target_check(rows: list[dict], levels: list[float]) -> list[str]:
     return lines
 
 
+def write_summary(out: Path) -> None:
+    """``out/summary.md`` from every ``out/<act>/results.json`` present (tables + the issue-11 target check)."""
+    from monomial_gmn._io import atomic_write_text
+    from monomial_gmn.train import results_table
+
+    lines = ["# Generalization prediction on digits-cnn (Kendall τ on the test split)", ""]
+    for sub in sorted(p for p in out.iterdir() if (p / "results.json").is_file()):
+        rows, meta = load_json(sub / "results.json"), load_json(sub / "meta.json")
+        levels = meta["levels"]
+        sz = meta["split_sizes"]
+        title = f"{sub.name} nets ({sz['train']} train / {sz['val']} val / {sz['test']} test)"
+        lines += [f"## {sub.name} subset", "", results_table(rows, "tau", title=title),
+                  *[f"- {c}" for c in target_check(rows, levels)], "",
+                  f"Command: `{meta['command']}`; zoo {meta['zoo']} (seed {meta['zoo_seed']}); seeds 0..{meta['seeds'] - 1}; "
+                  f"settings {meta['settings']}; {meta['wall_seconds']:.0f} s on {meta['machine']['cores']} "
+                  f"shared cores ({meta['machine']['cpu']}), {meta['utc']} UTC.", ""]
+    lines += ["Level k: test nets transformed with factors U[1, 10^k] on ReLU neurons and random signs on tanh "
+              "neurons, hidden neurons permuted (level 0: untransformed).", ""]
+    atomic_write_text(out / "summary.md", "\n".join(lines))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--zoo", default=str(ROOT / "zoos" / "digits-cnn-1024"), help="digits-cnn zoo (built if absent)")
@@ -108,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-augment", default="none", help="training augmentation of every run")
     p.add_argument("--out", default=str(RESULTS / "generalization"))
     p.add_argument("--runs", default=str(ROOT / "runs" / "experiments" / "generalization"))
+    p.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads (default 1: the CPU is shared)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
 
@@ -117,21 +145,24 @@ def main(argv: list[str] | None = None) -> int:
     from monomial_gmn.train._trainer import open_zoo
 
     torch.manual_seed(0)
+    torch.set_num_threads(a.threads)
     t_start = time.perf_counter()
     zoo_path = ensure_zoo("digits-cnn", a.zoo, a.nets, seed=a.zoo_seed)
     levels = parse_levels(a.levels)
     models = [m for m in a.models.split(",") if m]
     out = Path(a.out)
-    summary = ["# Generalization prediction on digits-cnn (Kendall τ on the test split)", ""]
-    zoo_info = {}
+    settings = {k: getattr(a, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "hidden_dim", "num_layers",
+                                           "patience", "train_augment", "threads")}
+    zoo_rel = str(Path(zoo_path).resolve().relative_to(ROOT)) if Path(zoo_path).resolve().is_relative_to(ROOT) \
+        else str(zoo_path)
     for act in [s for s in a.activations.split(",") if s]:
+        t0 = time.perf_counter()
         zoo = open_zoo(zoo_path, act)
         sp = zoo.split(0)
-        zoo_info[act] = {k: int(len(v)) for k, v in sp.items()}
+        sizes = {k: int(len(v)) for k, v in sp.items()}
         sub = out / act
         run_dir = Path(a.runs) / (act + ("" if a.train_augment == "none" else f"-aug{a.train_augment}"))
         rows: list[dict] = []
-        t0 = time.perf_counter()
         if models:
             rows = compare(str(zoo_path), "generalization", models, levels, run_dir, seeds=a.seeds, activation=act,
                            progress=not a.quiet, zoo_obj=zoo, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
@@ -141,24 +172,15 @@ def main(argv: list[str] | None = None) -> int:
             rows += invariant_gbm_rows(zoo, levels, a.seeds, EVAL_SEED)
         sub.mkdir(parents=True, exist_ok=True)
         atomic_write_json(sub / "results.json", rows)
-        title = f"generalization, {act} nets ({zoo_info[act]['train']} train / {zoo_info[act]['val']} val / " \
-                f"{zoo_info[act]['test']} test)"
+        title = f"generalization, {act} nets ({sizes['train']} train / {sizes['val']} val / {sizes['test']} test)"
         table = results_table(rows, "tau", title=title)
         atomic_write_text(sub / "table.md", table)
         plot_results(rows, "tau", sub / "tau_vs_scale.png", title=f"digits-cnn, {act} nets")
-        check = target_check(rows, levels)
-        summary += [f"## {act} subset", "", table, *[f"- {c}" for c in check], "",
-                    f"({time.perf_counter() - t0:.0f} s for this subset)", ""]
-        print(table, "\n".join(check), sep="\n", flush=True)
-    summary += ["Level k: test nets transformed with factors U[1, 10^k] on ReLU neurons and random signs on tanh "
-                "neurons (level 0: untransformed); random hidden-neuron permutations at every level.", ""]
-    atomic_write_text(out / "summary.md", "\n".join(summary))
-    write_meta(out, zoo=str(Path(zoo_path).resolve().relative_to(ROOT)) if str(Path(zoo_path).resolve()).startswith(
-        str(ROOT)) else str(zoo_path), zoo_nets=a.nets, zoo_seed=a.zoo_seed, split_sizes=zoo_info, seeds=a.seeds,
-        levels=levels, models=models + (["invariant-gbm"] if a.invariant_gbm else []),
-        settings={k: getattr(a, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "hidden_dim",
-                                             "num_layers", "patience", "train_augment")},
-        wall_seconds=round(time.perf_counter() - t_start, 1))
+        write_meta(sub, zoo=zoo_rel, zoo_nets=a.nets, zoo_seed=a.zoo_seed, activation=act, split_sizes=sizes,
+                   seeds=a.seeds, levels=levels, models=models + (["invariant-gbm"] if a.invariant_gbm else []),
+                   settings=settings, wall_seconds=round(time.perf_counter() - t0, 1))
+        print(table, "\n".join(target_check(rows, levels)), sep="\n", flush=True)
+    write_summary(out)
     print(f"wrote {out}/summary.md", flush=True)
     return 0
 
