@@ -245,7 +245,7 @@ def test_statnn_gbm_fits_learns_and_is_permutation_invariant():
     batch = mixed_batch(range(50), activations=("relu", "tanh"), dtype=torch.float32)
     feats = statnn_features(batch, 8)
     y = feats[:, 7, 1].sqrt().numpy() + 0.1 * feats[:, 0, 0].numpy()   # last layer's weight std, first layer mean
-    model = StatNNGBM(out_dim=1, max_iter=40, min_samples_leaf=3, random_state=3)
+    model = StatNNGBM(out_dim=1, max_iter=25, min_samples_leaf=3, random_state=3)
     assert model.seed == 3 and not model.is_torch_trainable
     with pytest.raises(RuntimeError, match="fit"):
         model.predict(batch)

@@ -37,6 +37,9 @@ class StatNNGBM:
         task: ``"regression"`` or ``"classification"``.
         max_layers: K, layer slots (default: 8).
         seed: ``random_state`` of the boosters (default: 0); ``random_state=`` is accepted as an alias.
+        n_threads: OpenMP threads for fitting and predicting (default: 1; ``None``: scikit-learn's default,
+            all cores). On small or shared machines one thread is much faster: OpenMP workers that
+            oversubscribe busy cores spin (measured here: 40× slower fitting 50 nets on 2 busy cores).
         **gbm_kwargs: passed to the scikit-learn estimator (defaults: ``max_iter=500``,
             ``learning_rate=0.05``, ``max_leaf_nodes=15``, ``min_samples_leaf=10``, ``l2_regularization=1.0``).
 
@@ -47,7 +50,7 @@ class StatNNGBM:
     is_torch_trainable = False
 
     def __init__(self, out_dim: int = 1, task: str = "regression", max_layers: int = 8, seed: int = 0,
-                 random_state: int | None = None, **gbm_kwargs):
+                 random_state: int | None = None, n_threads: int | None = 1, **gbm_kwargs):
         if random_state is not None:
             seed = int(random_state)
         if task not in ("regression", "classification"):
@@ -55,6 +58,7 @@ class StatNNGBM:
         if out_dim < 1:
             raise ValueError(f"StatNNGBM: out_dim must be >= 1, got {out_dim}")
         self.out_dim, self.task, self.max_layers, self.seed = out_dim, task, max_layers, seed
+        self.n_threads = n_threads
         self.gbm_kwargs = {"max_iter": 500, "learning_rate": 0.05, "max_leaf_nodes": 15,
                            "min_samples_leaf": 10, "l2_regularization": 1.0, **gbm_kwargs}
         self.estimators_: list = []
@@ -98,6 +102,15 @@ class StatNNGBM:
         return y
 
     # ------------------------------------------------------------------ fit / predict
+    def _threads(self):
+        from contextlib import nullcontext
+
+        if self.n_threads is None:
+            return nullcontext()
+        from threadpoolctl import threadpool_limits
+
+        return threadpool_limits(limits=int(self.n_threads), user_api="openmp")
+
     def fit(self, data, y=None, val_data=None, val_y=None) -> "StatNNGBM":
         """Fit on batches (with ``.y``), a single batch, or a feature matrix [B, F] with ``y``.
 
@@ -117,27 +130,34 @@ class StatNNGBM:
         else:
             kw.setdefault("early_stopping", False)
         self.estimators_ = []
-        if self.task == "classification":
-            est = HistGradientBoostingClassifier(random_state=self.seed, **kw)
-            est.fit(x, yy, X_val=val[0], y_val=val[1]) if val is not None else est.fit(x, yy)
-            self.estimators_.append(est)
-            self.classes_ = est.classes_
-        else:
-            for c in range(self.out_dim):
-                est = HistGradientBoostingRegressor(random_state=self.seed + c, **kw)
-                if val is not None:
-                    est.fit(x, yy[:, c], X_val=val[0], y_val=val[1][:, c])
-                else:
-                    est.fit(x, yy[:, c])
+        with self._threads():
+            if self.task == "classification":
+                est = HistGradientBoostingClassifier(random_state=self.seed, **kw)
+                est.fit(x, yy, X_val=val[0], y_val=val[1]) if val is not None else est.fit(x, yy)
                 self.estimators_.append(est)
+                self.classes_ = est.classes_
+            else:
+                for c in range(self.out_dim):
+                    est = HistGradientBoostingRegressor(random_state=self.seed + c, **kw)
+                    if val is not None:
+                        est.fit(x, yy[:, c], X_val=val[0], y_val=val[1][:, c])
+                    else:
+                        est.fit(x, yy[:, c])
+                    self.estimators_.append(est)
         return self
 
     def predict(self, data) -> np.ndarray:
         """[B, out_dim] predictions (regression) or class log-probabilities (classification)."""
         if not self.estimators_:
             raise RuntimeError("StatNNGBM.predict: call fit(...) first")
-        x, _ = (np.asarray(data, dtype=np.float64), None) if isinstance(data, np.ndarray) else \
-            (np.concatenate([self.features(b) for b in ([data] if isinstance(data, Data) else data)], 0), None)
+        if isinstance(data, np.ndarray):
+            x = np.asarray(data, dtype=np.float64)
+        else:
+            x = np.concatenate([self.features(b) for b in ([data] if isinstance(data, Data) else data)], 0)
+        with self._threads():
+            return self._predict_features(x)
+
+    def _predict_features(self, x: np.ndarray) -> np.ndarray:
         if self.task == "classification":
             proba = self.estimators_[0].predict_proba(x)
             out = np.full((x.shape[0], self.out_dim), -np.inf)

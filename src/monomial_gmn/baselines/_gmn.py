@@ -148,8 +148,8 @@ class GMN(nn.Module):
         readout: ``"invariant"`` → [B, out_dim], or ``"equivariant"`` → an edited graph (``input + delta``).
         hidden_dim: C (default: 128).
         num_layers: message-passing layers (default: 4).
-        kernel_side: largest kernel canvas S the model reads (default: 3, i.e. 3×3 kernels and Linear layers);
-            smaller canvases are zero-padded (centred), larger ones raise ``ValueError``.
+        kernel_side: largest kernel canvas S the model reads (default: 7, as far as MonomialGMN's per-offset
+            tables reach); smaller canvases are zero-padded (centred), larger ones raise ``ValueError``.
         max_layers: distinct layer-position embeddings from each end (default: 8).
         norm: ``"layer"`` (per-network per-layer RMS normalisation, default) or ``"none"``.
         dropout: dropout inside the node updates and the head (default: 0).
@@ -159,7 +159,7 @@ class GMN(nn.Module):
     """
 
     def __init__(self, out_dim: int = 1, readout: str = "invariant", hidden_dim: int = 128, num_layers: int = 4,
-                 kernel_side: int = 3, max_layers: int = 8, norm: str = "layer", dropout: float = 0.0):
+                 kernel_side: int = 7, max_layers: int = 8, norm: str = "layer", dropout: float = 0.0):
         super().__init__()
         if readout not in ("invariant", "equivariant"):
             raise ValueError(f"GMN: readout must be 'invariant' or 'equivariant', not {readout!r}")

@@ -205,7 +205,7 @@ class NFNNP(nn.Module):
         hidden_dim: channels c (default: 128).
         num_layers: NP layers (default: 4).
         depth: L, parametric layers of the zoo's networks (default: None, inferred from the first batch).
-        kernel_side: largest kernel canvas S read (default: 3); smaller ones are zero-padded.
+        kernel_side: largest kernel canvas S read (default: 7); smaller ones are zero-padded.
         io_encoding: width of each input/output index encoding, 0 to disable (default: 8).
         norm: ``"layer"`` (default) or ``"none"``, as in :class:`GMN`.
         dropout: dropout in the head (default: 0).
@@ -221,7 +221,7 @@ class NFNNP(nn.Module):
     """
 
     def __init__(self, out_dim: int = 1, readout: str = "invariant", hidden_dim: int = 128, num_layers: int = 4,
-                 depth: int | None = None, kernel_side: int = 3, io_encoding: int = 8, norm: str = "layer",
+                 depth: int | None = None, kernel_side: int = 7, io_encoding: int = 8, norm: str = "layer",
                  dropout: float = 0.0):
         super().__init__()
         if readout not in ("invariant", "equivariant"):
