@@ -128,8 +128,8 @@ def main() -> int:
         if "error" in r:
             print(f"| {r['model']} | error: {r['error']} | | | |")
         elif r["model"] == "statnn-gbm":
-            print(f"| {r['model']} | {r['params']:,} tree nodes | {r['peak_rss_mb']} | features "
-                  f"features {r['feature_nets_per_s']} nets/s | fit 1,024 nets: {r['fit_1024_nets_s']} s |")
+            print(f"| {r['model']} | {r['params']:,} tree nodes | {r['peak_rss_mb']} | feature extraction "
+                  f"{r['feature_nets_per_s']} nets/s | fit 1,024 nets: {r['fit_1024_nets_s']} s |")
         else:
             print(f"| {r['model']} | {r['params']:,} | {r['peak_rss_mb']} | {r['train_nets_per_s']} | "
                   f"{r['train_nets_per_cpu_s']} |")
