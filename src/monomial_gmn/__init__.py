@@ -11,6 +11,8 @@ from ._errors import GraphMismatchError, NonFiniteWeightsError, UnsupportedModul
 from .graph import (GraphLoader, GraphSpec, ParameterGraph, Role, Sine, Symmetry, batch_graphs, batch_stacked,
                     graph_spec, register_converter, register_op, to_graph, to_module)
 from .group import MonomialGroup, MonomialTransform, random_transform, sample_transform
+from . import nn
+from .nn import EquivariantHead, InvariantHead, MonomialGMN
 from . import data
 from .data import RandomMonomial, Zoo, build_zoo, load_zoo, merge_shards
 from .verify import SymmetryReport, verify_symmetry
@@ -28,5 +30,5 @@ __all__ = [
     "data", "Zoo", "load_zoo", "build_zoo", "merge_shards", "RandomMonomial",
     "verify_symmetry", "SymmetryReport",
     "baselines", "models", "build_model", "list_models", "count_parameters",
-    "viz",
+    "viz", "nn", "MonomialGMN", "InvariantHead", "EquivariantHead",
 ]
