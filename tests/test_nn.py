@@ -20,14 +20,14 @@ VARIANTS = [("invariant", False), ("invariant", True), ("equivariant", True), ("
 
 
 def _batch(seed: int, acts, n: int = 3, dtype=torch.float32):
-    graphs = [mg.to_graph(random_network(1000 * seed + k, activations=acts, max_depth=4, max_width=12,
+    graphs = [mg.to_graph(random_network(1000 * seed + k, activations=acts, max_depth=4, max_width=8,
                                          dtype=dtype)[0]) for k in range(n)]
     return mg.batch_graphs(graphs)
 
 
 def _model(readout, bidirectional, dtype, seed, batch=None, **kw):
     torch.manual_seed(seed)
-    kw.setdefault("hidden_dim", 12)
+    kw.setdefault("hidden_dim", 8)
     kw.setdefault("num_layers", 3)
     m = MonomialGMN(out_dim=3, readout=readout, bidirectional=bidirectional, **kw).to(dtype)
     if batch is not None:
@@ -42,9 +42,9 @@ def _check(fn, batch, mode, seed, **kw):
 
 # ---------------------------------------------------------------- the sweep (>= 200 architecture × element cases)
 @pytest.mark.parametrize("acts", list(ACT_SETS))
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(3))
 def test_model_exact_under_monomial_group(acts, seed, dtype):
-    """3 mixed architectures × 9 elements per case; 5 activation sets × 4 seeds × 2 dtypes = 1080 cases."""
+    """3 mixed architectures × 9 elements per case; 5 activation sets × 3 seeds × 2 dtypes = 810 cases."""
     batch = _batch(seed, ACT_SETS[acts], dtype=dtype)
     readout, bidir = VARIANTS[(seed + list(ACT_SETS).index(acts)) % len(VARIANTS)]
     model = _model(readout, bidir, dtype, seed, batch)
