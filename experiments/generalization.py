@@ -19,6 +19,7 @@ reuses the finished ones.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -80,13 +81,14 @@ def target_check(rows: list[dict], levels: list[float]) -> list[str]:
         return ["target check: missing models"]
     best_m = max(base, key=base.get)
     bar = base[best_m] + 0.02
-    mono = {lv: mean("monomial", lv) for lv in levels}
-    drift = max(abs(mono[lv] - mono[0.0]) for lv in levels)
-    ok_levels = all(mono[lv] >= bar for lv in levels)
-    lines = [f"best baseline at level 0: {best_m} τ = {base[best_m]:.3f}; target τ >= {bar:.3f} at every level",
-             "monomial τ per level: " + ", ".join(f"{lv:g}: {mono[lv]:.3f}" for lv in levels),
-             f"max |τ(k) − τ(0)| = {drift:.4f} (target <= 0.002)",
-             f"**target {'met' if ok_levels and drift <= 0.002 else 'NOT met'}**"]
+    lines = [f"best baseline at level 0: {best_m} τ = {base[best_m]:.3f}; target τ >= {bar:.3f} at every level"]
+    for name in dict.fromkeys(r["model"] for r in rows if r["model"].startswith("monomial")):
+        mono = {lv: mean(name, lv) for lv in levels}
+        drift = max(abs(mono[lv] - mono[0.0]) for lv in levels)
+        ok_levels = all(mono[lv] >= bar for lv in levels)
+        lines += [f"{name} τ per level: " + ", ".join(f"{lv:g}: {mono[lv]:.3f}" for lv in levels)
+                  + f"; max |τ(k) − τ(0)| = {drift:.4f} (target <= 0.002) → "
+                  + f"**target {'met' if ok_levels and drift <= 0.002 else 'NOT met'}**"]
     inv = {lv: mean("invariant-gbm", lv) for lv in levels}
     if all(np.isfinite(v) for v in inv.values()):
         lines.append("invariant-gbm τ per level: " + ", ".join(f"{lv:g}: {inv[lv]:.3f}" for lv in levels)
@@ -135,6 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-augment", default="none", help="training augmentation of every run")
     p.add_argument("--out", default=str(RESULTS / "generalization"))
     p.add_argument("--runs", default=str(ROOT / "runs" / "experiments" / "generalization"))
+    p.add_argument("--extra-model", action="append", default=[], metavar="NAME:MODEL:JSON",
+                   help="also run a registered MODEL with build_model keyword arguments JSON, reported as NAME, "
+                        "e.g. 'monomial+feat:monomial:{\"feature_readout\": true, \"feature_slots\": 4}'")
+    p.add_argument("--append", action="store_true",
+                   help="keep the rows of other models already in --out/<act>/results.json (replace only the "
+                        "models run now)")
     p.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads (default 1: the CPU is shared)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
@@ -168,9 +176,22 @@ def main(argv: list[str] | None = None) -> int:
                            progress=not a.quiet, zoo_obj=zoo, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
                            weight_decay=a.weight_decay, hidden_dim=a.hidden_dim, num_layers=a.num_layers,
                            patience=a.patience, augment=a.train_augment)
+        for spec in a.extra_model:
+            name, model, kw = spec.split(":", 2)
+            extra = compare(str(zoo_path), "generalization", [model], levels, run_dir / name, seeds=a.seeds,
+                            activation=act, progress=not a.quiet, zoo_obj=zoo, epochs=a.epochs,
+                            batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, hidden_dim=a.hidden_dim,
+                            num_layers=a.num_layers, patience=a.patience, augment=a.train_augment,
+                            model_kwargs=json.loads(kw))
+            for r in extra:
+                r["model"] = name
+            rows += extra
         if a.invariant_gbm:
             rows += invariant_gbm_rows(zoo, levels, a.seeds, EVAL_SEED)
         sub.mkdir(parents=True, exist_ok=True)
+        if a.append and (sub / "results.json").is_file():
+            now = {r["model"] for r in rows}
+            rows = [r for r in load_json(sub / "results.json") if r["model"] not in now] + rows
         atomic_write_json(sub / "results.json", rows)
         title = f"generalization, {act} nets ({sizes['train']} train / {sizes['val']} val / {sizes['test']} test)"
         table = results_table(rows, "tau", title=title)

@@ -58,6 +58,28 @@ def invariant_gbm_rows(zoo, levels, seeds, eval_seed, batch_size=256) -> list[di
     return rows
 
 
+def merge(parts: list[Path], out: Path) -> int:
+    """One results.json / table.md / meta.json from partial runs (their metas are kept under 'parts')."""
+    import json
+
+    from monomial_gmn._io import atomic_write_json, atomic_write_text
+    from monomial_gmn.train import results_table
+
+    rows, metas = [], []
+    for d in parts:
+        rows += json.loads((d / "results.json").read_text())
+        metas.append(json.loads((d / "meta.json").read_text()))
+    sizes = metas[0]["split_sizes"]
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "results.json", rows)
+    table = results_table(rows, "accuracy", title=f"INR classification, digits-siren ({sizes['train']} train / "
+                                                  f"{sizes['val']} val / {sizes['test']} test INRs)")
+    atomic_write_text(out / "table.md", table)
+    write_meta(out, parts=metas, merged_from=[str(d) for d in parts])
+    print(table)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--zoo", default=str(ROOT / "zoos" / "digits-siren-1024"), help="digits-siren zoo (built if absent)")
@@ -75,8 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(RESULTS / "inr_classification"))
     p.add_argument("--runs", default=str(ROOT / "runs" / "experiments" / "inr_classification"))
+    p.add_argument("--merge", default="", help="comma-separated result dirs of partial runs (e.g. models split "
+                                                 "over two processes): merge them into --out and stop")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
+    if a.merge:
+        return merge([Path(d) for d in a.merge.split(",") if d], Path(a.out))
 
     from monomial_gmn._io import atomic_write_json, atomic_write_text
     from monomial_gmn.train import compare, results_table

@@ -63,6 +63,12 @@ class InvariantFeatureMLP(nn.Module):
         layers.append(nn.Linear(width, out_dim))
         self.mlp = nn.Sequential(*layers)
 
+    def reset_parameters(self) -> None:
+        self.standardize.reset_parameters()
+        for m in self.mlp:
+            if isinstance(m, nn.Linear):
+                m.reset_parameters()
+
     def features(self, data: Data) -> Tensor:
         """[B, F] signed-log invariant features (not standardised), computed without gradients."""
         with torch.no_grad():

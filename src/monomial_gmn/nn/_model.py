@@ -38,6 +38,9 @@ class MonomialGMN(nn.Module):
         bidirectional: also pass messages from neurons to their inputs (default False).
         kernel_radius: per-offset kernel weights cover a (2r+1)² canvas (default 3).
         dropout: dropout inside the invariant head (default 0).
+        feature_readout: add an MLP on exactly invariant statistics of the canonicalised weights and path norms
+            (:class:`monomial_gmn.features.InvariantFeatureMLP`) to the invariant prediction (default False).
+        feature_slots: layer slots of those features (default 8; see :mod:`monomial_gmn.features`).
 
     Shapes:
         batch: PyG ``Batch`` of B ParameterGraphs (or one graph) -> [B, out_dim], or a shallow copy of the
@@ -49,7 +52,7 @@ class MonomialGMN(nn.Module):
 
     def __init__(self, out_dim: int | None = None, hidden_dim: int = 128, num_layers: int = 4,
                  readout: str = "invariant", bidirectional: bool = False, kernel_radius: int = 3,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, feature_readout: bool = False, feature_slots: int = 8):
         super().__init__()
         if readout not in _READOUTS:
             raise ValueError(f"MonomialGMN: readout must be one of {_READOUTS}, got {readout!r}")
@@ -67,8 +70,16 @@ class MonomialGMN(nn.Module):
             MonomialMPLayer(hidden_dim, bidirectional=bidirectional,
                             update_edges=(i < num_layers - 1) or last_edges)
             for i in range(num_layers))
+        self.feature_head: nn.Module | None = None
+        if feature_readout and readout != "invariant":
+            raise ValueError("MonomialGMN: feature_readout needs readout='invariant'")
         if readout == "invariant":
             self.head: nn.Module = InvariantHead(hidden_dim, out_dim, dropout=dropout)
+            if feature_readout:
+                from ..features import InvariantFeatureMLP  # lazy: features depends on baselines, which use nn
+
+                self.feature_head = InvariantFeatureMLP(out_dim, num_layers=feature_slots, hidden_dim=hidden_dim,
+                                                        dropout=dropout)
         else:
             self.head = EquivariantHead(hidden_dim, kernel_radius=kernel_radius)
 
@@ -77,9 +88,15 @@ class MonomialGMN(nn.Module):
         for layer in self.layers:
             layer.reset_parameters()
         self.head.reset_parameters()
+        if self.feature_head is not None:
+            self.feature_head.reset_parameters()
 
     def fit_normalizer(self, data: Data | Iterable[Data]) -> "MonomialGMN":
-        """Fit the encoder's dataset-level normalisation constants; see :meth:`GraphEncoder.fit_normalizer`."""
+        """Fit the encoder's dataset-level normalisation constants; see :meth:`GraphEncoder.fit_normalizer`
+        (and the feature readout's standardisation when ``feature_readout`` is on)."""
+        if self.feature_head is not None:
+            data = [data] if isinstance(data, Data) else list(data)
+            self.feature_head.fit_normalizer(data)
         self.encoder.fit_normalizer(data)
         return self
 
@@ -98,7 +115,10 @@ class MonomialGMN(nn.Module):
         """``sym`` overrides ``batch.sym`` (e.g. all ``Symmetry.NONE`` gives a permutation-only model)."""
         sym = node_sym(batch, sym)
         h, e, energy = self.features(batch, sym)
-        return self.head(h, e, batch, sym, energy=energy)
+        out = self.head(h, e, batch, sym, energy=energy)
+        if self.feature_head is not None:
+            out = out + self.feature_head(batch)
+        return out
 
     def extra_repr(self) -> str:
         return (f"out_dim={self.out_dim}, hidden_dim={self.hidden_dim}, num_layers={self.num_layers}, "
