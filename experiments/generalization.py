@@ -109,9 +109,12 @@ def write_summary(out: Path) -> None:
         title = f"{sub.name} nets ({sz['train']} train / {sz['val']} val / {sz['test']} test)"
         lines += [f"## {sub.name} subset", "", results_table(rows, "tau", title=title),
                   *[f"- {c}" for c in target_check(rows, levels)], "",
-                  f"Command: `{meta['command']}`; zoo {meta['zoo']} (seed {meta['zoo_seed']}); seeds 0..{meta['seeds'] - 1}; "
-                  f"settings {meta['settings']}; {meta['wall_seconds']:.0f} s on {meta['machine']['cores']} "
-                  f"shared cores ({meta['machine']['cpu']}), {meta['utc']} UTC.", ""]
+                  "Commands (in order; later ones add models with --append):", ""]
+        for m in [*meta.get("history", []), meta]:
+            lines += [f"- `{m['command']}` — models {', '.join(m['models'])}; zoo {m['zoo']} (seed {m['zoo_seed']}); "
+                      f"seeds 0..{m['seeds'] - 1}; {m['wall_seconds']:.0f} s on {m['machine']['cores']} shared cores "
+                      f"({m['machine']['cpu']}), {m['utc']} UTC"]
+        lines += [""]
     lines += ["Level k: test nets transformed with factors U[1, 10^k] on ReLU neurons and random signs on tanh "
               "neurons, hidden neurons permuted (level 0: untransformed).", ""]
     atomic_write_text(out / "summary.md", "\n".join(lines))
@@ -197,9 +200,15 @@ def main(argv: list[str] | None = None) -> int:
         table = results_table(rows, "tau", title=title)
         atomic_write_text(sub / "table.md", table)
         plot_results(rows, "tau", sub / "tau_vs_scale.png", title=f"digits-cnn, {act} nets")
-        write_meta(sub, zoo=zoo_rel, zoo_nets=a.nets, zoo_seed=a.zoo_seed, activation=act, split_sizes=sizes,
-                   seeds=a.seeds, levels=levels, models=models + (["invariant-gbm"] if a.invariant_gbm else []),
-                   settings=settings, wall_seconds=round(time.perf_counter() - t0, 1))
+        history = []
+        if a.append and (sub / "meta.json").is_file():
+            prev = load_json(sub / "meta.json")
+            history = prev.pop("history", []) + [prev]
+        write_meta(sub, history=history, zoo=zoo_rel, zoo_nets=a.nets, zoo_seed=a.zoo_seed, activation=act, split_sizes=sizes,
+                   seeds=a.seeds, levels=levels,
+                   models=models + [x.split(":", 1)[0] for x in a.extra_model]
+                   + (["invariant-gbm"] if a.invariant_gbm else []),
+                   extra_models=a.extra_model, settings=settings, wall_seconds=round(time.perf_counter() - t0, 1))
         print(table, "\n".join(target_check(rows, levels)), sep="\n", flush=True)
     write_summary(out)
     print(f"wrote {out}/summary.md", flush=True)
