@@ -19,7 +19,7 @@ from .verify import SymmetryReport, verify_symmetry
 from . import baselines, models
 from . import viz
 from .models import build_model, count_parameters, list_models
-from . import train
+from . import features, train
 from .train import TrainConfig, compare, evaluate_run
 
 __version__ = "0.1.0"
@@ -33,5 +33,5 @@ __all__ = [
     "verify_symmetry", "SymmetryReport",
     "baselines", "models", "build_model", "list_models", "count_parameters",
     "viz", "nn", "MonomialGMN", "InvariantHead", "EquivariantHead",
-    "train", "TrainConfig", "compare", "evaluate_run",
+    "train", "TrainConfig", "compare", "evaluate_run", "features",
 ]
