@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
+from ._mlp import make_mlp
 from ._standardize import RunningStandardize
 from ._stats import statnn_features
 
@@ -49,15 +50,7 @@ class StatNN(nn.Module):
         self.out_dim, self.hidden_dim, self.num_layers, self.max_layers = out_dim, hidden_dim, num_layers, max_layers
         self.in_dim = 15 * max_layers
         self.standardize = RunningStandardize(self.in_dim)
-        layers: list[nn.Module] = []
-        width = self.in_dim
-        for _ in range(num_layers):
-            layers += [nn.Linear(width, hidden_dim), nn.SiLU()]
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            width = hidden_dim
-        layers.append(nn.Linear(width, out_dim))
-        self.mlp = nn.Sequential(*layers)
+        self.mlp = make_mlp(self.in_dim, hidden_dim, num_layers, out_dim, dropout)
 
     def features(self, data: Data) -> Tensor:
         """[B, 15 K] the raw (unstandardised) statistics; see :func:`~monomial_gmn.baselines.statnn_features`."""

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from ..baselines import RunningStandardize
+from ..baselines._mlp import make_mlp
 from ._invariant import invariant_features, num_features
 
 __all__ = ["InvariantFeatureMLP", "signed_log"]
@@ -53,15 +54,7 @@ class InvariantFeatureMLP(nn.Module):
         self.out_dim, self.num_layers, self.path_norm = out_dim, num_layers, path_norm
         self.in_dim = num_features(num_layers, path_norm)
         self.standardize = RunningStandardize(self.in_dim)
-        layers: list[nn.Module] = []
-        width = self.in_dim
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden_dim), nn.SiLU()]
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            width = hidden_dim
-        layers.append(nn.Linear(width, out_dim))
-        self.mlp = nn.Sequential(*layers)
+        self.mlp = make_mlp(self.in_dim, hidden_dim, depth, out_dim, dropout)
 
     def reset_parameters(self) -> None:
         self.standardize.reset_parameters()
