@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Sequence
 
 import torch
@@ -31,7 +32,7 @@ def batch_graphs(graphs: Sequence[ParameterGraph]) -> Batch:
 
 def _with_zero_norm(g: ParameterGraph) -> ParameterGraph:
     """A shallow copy with empty norm fields (``norm`` zeros [N, 4], ``norm_kind`` 0): a net without norms."""
-    out = g.__class__(**{k: v for k, v in g.items()})
+    out = copy.copy(g)
     out.norm = g.x.new_zeros(g.num_nodes, 4)
     out.norm_kind = torch.zeros(g.num_nodes, dtype=torch.long, device=g.x.device)
     return out

@@ -44,6 +44,7 @@ Details: :mod:`monomial_gmn.graph._fx_spec`; the symmetry derivation: :mod:`mono
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -95,7 +96,7 @@ class ParameterGraph(Data):
 
     def pad_kernel(self, side: int) -> "ParameterGraph":
         """A shallow copy whose ``edge_attr`` is padded (centred) onto a side×side canvas."""
-        out = self.__class__(**{k: v for k, v in self.items()})
+        out = copy.copy(self)
         out.edge_attr = pad_canvas(self.edge_attr, side)
         return out
 

@@ -110,6 +110,7 @@ class GraphSpec:
         if key.numel() != torch.unique(key).numel():
             raise ValueError("two layers write the same (input neuron, output neuron) edge; "
                              "the graph would be ambiguous")
+        self._bias_start = [self._contiguous_start(rec.out_nodes) for rec in self.layers]  # per layer, once
         order = torch.argsort(key, stable=True)
         self._order = None if torch.equal(order, torch.arange(order.numel())) else order
         self.edge_index = torch.stack([src, dst])[:, order]
@@ -164,7 +165,7 @@ class GraphSpec:
         edge_attr = _empty_output(flat, (b, self.num_edges, k))
         inv = self._inverse_order()
         pos = 0
-        for rec in self.layers:
+        for li, rec in enumerate(self.layers):
             kh, kw = rec.kernel2d
             m = rec.n_out * rec.n_in
             off = self._offsets[rec.weight]
@@ -184,7 +185,7 @@ class GraphSpec:
             pos += m
             if rec.bias is not None:
                 off = self._offsets[rec.bias]
-                first = self._contiguous_start(rec.out_nodes)
+                first = self._bias_start[li]
                 if first is None:
                     x[:, rec.out_nodes, 0] = flat[:, off:off + rec.n_out]
                 else:
