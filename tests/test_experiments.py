@@ -1,0 +1,95 @@
+"""The issue-8 experiment scripts (augmentation sweep, ablations) run end to end on a tiny zoo, so they cannot rot."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from test_train_zoos import make_cnn_zoo
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+@pytest.fixture(scope="module")
+def scripts():
+    sys.path.insert(0, str(EXPERIMENTS))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield importlib.import_module("augmentation"), importlib.import_module("ablations")
+    finally:
+        torch.set_num_threads(before)
+        sys.path.remove(str(EXPERIMENTS))
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory):
+    path = tmp_path_factory.mktemp("zoo") / "cnn"
+    make_cnn_zoo(path, n=48, channels=2)
+    return path
+
+
+def _meta_ok(out: Path) -> dict:
+    meta = json.loads((out / "meta.json").read_text())
+    assert {"command", "utc", "machine", "commit", "dirty_src"} <= set(meta)
+    assert (out / "table.md").read_text().startswith("Command: `")
+    return meta
+
+
+def test_augmentation_script(scripts, tiny_zoo, tmp_path):
+    aug, _ = scripts
+    out = tmp_path / "aug"
+    rc = aug.main(["--zoo", str(tiny_zoo), "--models", "statnn,monomial", "--train-levels", "0,2",
+                   "--invariant-train-levels", "0,2", "--test-levels", "0,2", "--seeds", "1", "--epochs", "1",
+                   "--hidden-dim", "4", "--num-layers", "1", "--batch-size", "8", "--out", str(out),
+                   "--runs", str(tmp_path / "runs"), "--threads", "1", "--quiet"])
+    assert rc == 0
+    rows = json.loads((out / "results.json").read_text())
+    taus = {(r["model"], r["train_level"], r["augment_level"]): r["value"] for r in rows if r["metric"] == "tau"}
+    assert set(taus) == {(m, tl, lv) for m in ("statnn", "monomial") for tl in (0.0, 2.0) for lv in (0.0, 2.0)}
+    # MonomialGMN is exactly invariant: every test level gives the same τ (up to float ties)
+    for tl in (0.0, 2.0):
+        assert taus["monomial", tl, 0.0] == pytest.approx(taus["monomial", tl, 2.0], abs=0.02)
+    # train-time augmentation really changed the permutation-only model's training
+    assert taus["statnn", 0.0, 0.0] != taus["statnn", 2.0, 0.0]
+    assert {r["metric"] for r in rows} >= {"tau", "val_tau", "train_seconds", "params"}
+    assert (out / "tau_vs_scale.png").stat().st_size > 1000
+    meta = _meta_ok(out)
+    assert meta["train_levels"] == {"statnn": [0.0, 2.0], "monomial": [0.0, 2.0]}
+    table = (out / "table.md").read_text()
+    assert "| statnn | train-time |" in table and "| monomial | level 2 |" in table
+
+
+def test_ablation_variants_are_one_factor_at_a_time(scripts):
+    _, abl = scripts
+    vs = abl.variants(3, 32, [1, 3], [16, 32])
+    names = [v["name"] for v in vs]
+    assert names == ["fwd-L3-H32", "bi-L3-H32", "fwd-L1-H32", "fwd-L3-H16"]
+    assert vs[0]["factors"] == ["direction", "depth", "width"]  # the base row appears in every ablation
+    assert [v["factors"] for v in vs[1:]] == [["direction"], ["depth"], ["width"]]
+    assert vs[1]["bidirectional"] and not vs[0]["bidirectional"]
+
+
+def test_ablations_script(scripts, tiny_zoo, tmp_path):
+    _, abl = scripts
+    out = tmp_path / "abl"
+    rc = abl.main(["--zoo", str(tiny_zoo), "--activations", "relu,tanh", "--base-layers", "1", "--base-hidden", "4",
+                   "--depths", "1,2", "--hiddens", "4", "--seeds", "1", "--epochs", "1", "--batch-size", "8",
+                   "--out", str(out), "--runs", str(tmp_path / "runs"), "--threads", "1", "--quiet"])
+    assert rc == 0
+    rows = json.loads((out / "results.json").read_text())
+    assert {(r["activation"], r["variant"]) for r in rows} == {
+        (a, v) for a in ("relu", "tanh") for v in ("fwd-L1-H4", "bi-L1-H4", "fwd-L2-H4")}
+    for r in rows:
+        assert r["tau4"] == pytest.approx(r["tau0"], abs=0.02)  # exact invariance, up to float ties
+        assert r["params"] > 0 and r["train_seconds"] > 0 and -1 <= r["val_tau"] <= 1
+    p = {r["variant"]: r["params"] for r in rows if r["activation"] == "relu"}
+    assert p["fwd-L2-H4"] > p["fwd-L1-H4"] and p["bi-L1-H4"] > p["fwd-L1-H4"]
+    assert (out / "ablations.png").stat().st_size > 1000
+    _meta_ok(out)
+    assert "### Bidirectional vs forward-only" in (out / "table.md").read_text()
