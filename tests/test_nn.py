@@ -52,6 +52,27 @@ def test_model_exact_under_monomial_group(acts, seed, dtype):
     assert len(errors) == 9 and max(errors.values()) <= (1e-5 if dtype == torch.float32 else 1e-10)
 
 
+@pytest.mark.parametrize("readout, bidirectional, edge_dim", [
+    ("invariant", False, 3), ("invariant", True, 5), ("equivariant", True, 3), ("equivariant", False, 12)])
+def test_edge_width_other_than_node_width_is_exact(readout, bidirectional, edge_dim, dtype):
+    """edge_dim != hidden_dim (narrower, as by default at hidden 128, and wider) keeps the law exactly."""
+    batch = _batch(21, ACT_SETS["mixed"], dtype=dtype)
+    model = _model(readout, bidirectional, dtype, 21, batch, edge_dim=edge_dim)
+    assert model.encoder.edge_channels == edge_dim and all(l.edge_channels == edge_dim for l in model.layers)
+    if readout == "equivariant":
+        assert model.head.edge_dim == edge_dim
+        _check(lambda g: model.features(g)[:2], batch, "equivariant", 21, max_scale=100.0)
+        assert model.features(batch)[1].shape == (batch.edge_index.shape[1], edge_dim)
+    errors = _check(model, batch, readout, 22, max_scale=100.0)
+    assert max(errors.values()) <= (1e-5 if dtype == torch.float32 else 1e-10)
+
+
+def test_default_edge_width_is_capped():
+    assert MonomialGMN(out_dim=1, hidden_dim=128, num_layers=1).edge_dim == mg.nn.DEFAULT_EDGE_DIM == 32
+    assert MonomialGMN(out_dim=1, hidden_dim=16, num_layers=1).edge_dim == 16
+    assert MonomialGMN(out_dim=1, hidden_dim=128, num_layers=1, edge_dim=128).layers[0].edge_lin.weight.shape == (128, 128)
+
+
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_deep_stack_stays_exact_in_fp32(bidirectional):
     """6 layers, mixed activations, factors in [1e-2, 1e2]: cancellation-free energies keep fp32 at 1e-5."""
@@ -133,6 +154,11 @@ def test_canonicalize_branches(dtype):
     d = torch.tensor([[1.0], [37.0], [-1.0], [-0.013]], dtype=dtype)
     torch.testing.assert_close(can(d * h, sym), can(h, sym), rtol=1e-6 if dtype == torch.float32 else 1e-12,
                                atol=0)
+    # the per-branch definition, written out
+    v = can.U(h)
+    ref = torch.stack([h[0], h[1] / h[1].norm(), h[2] * v[2] / h[2].norm(), h[3] * v[3] / h[3].square().sum()])
+    torch.testing.assert_close(can(h, sym), ref, rtol=1e-6 if dtype == torch.float32 else 1e-12, atol=0)
+    assert torch.equal(can(h, sym)[0], h[0])                          # d = 1 neurons pass through untouched
     wrong = torch.tensor([[1.0], [-1.0], [3.0], [1.0]], dtype=dtype)      # signs on a ReLU node, scale on tanh
     assert not torch.allclose(can(wrong * h, sym)[1:3], can(h, sym)[1:3])
     assert torch.equal(can(torch.zeros(4, 5, dtype=dtype), sym), torch.zeros(4, 5, dtype=dtype))
@@ -236,12 +262,17 @@ def test_training_step_reaches_every_parameter_and_learns():
     (dict(out_dim=2, readout="both"), "MonomialGMN.*readout"),
     (dict(out_dim=2, hidden_dim=0), "MonomialGMN.*hidden_dim"),
     (dict(out_dim=2, kernel_radius=-1), "GraphEncoder.*kernel_radius"),
+    (dict(out_dim=2, edge_dim=0), "MonomialGMN.*edge_dim"),
 ])
 def test_bad_options_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MonomialGMN(**kwargs)
     with pytest.raises(ValueError, match="MonomialMPLayer"):
         MonomialMPLayer(0)
+    with pytest.raises(ValueError, match="MonomialMPLayer.*edge_channels"):
+        MonomialMPLayer(4, edge_channels=0)
+    with pytest.raises(ValueError, match="GraphEncoder.*edge_channels"):
+        GraphEncoder(4, edge_channels=0)
     with pytest.raises(ValueError, match="EquivariantHead"):
         EquivariantHead(4, init_scale=0.0)
     with pytest.raises(ValueError, match="InvariantHead"):
@@ -251,6 +282,8 @@ def test_bad_options_raise(kwargs, match):
 def test_repr_and_equivariant_readout_needs_no_out_dim():
     m = MonomialGMN(readout="equivariant", hidden_dim=8, num_layers=2, bidirectional=True)
     assert "readout='equivariant'" in repr(m) and "MonomialMPLayer(8, bidirectional=True" in repr(m)
+    assert "edge_dim=8" in repr(m)
+    assert "edge_channels=3" in repr(MonomialMPLayer(8, edge_channels=3))
 
 
 # ---------------------------------------------------------------- fast kernels against slow references

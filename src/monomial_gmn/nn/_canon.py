@@ -97,12 +97,15 @@ class Canonicalize(nn.Module):
         n2 = n2.clamp_min(TINY)
         rn = n2.rsqrt()
         v = self.U(h) if self.U is not None else h
-        hv = h * v
+        # one blend instead of a where per branch: inv = h ⊙ (α + β v) with per-node scalars
+        # α = 1 (fixed, none) | 1/‖h‖ (positive_scale) | 0 (sign, scale),  β = 1/‖h‖ (sign) | 1/‖h‖² (scale) | 0
         s = sym.unsqueeze(-1)
-        out = torch.where(s == Symmetry.POSITIVE_SCALE, h * rn, h)
-        out = torch.where(s == Symmetry.SIGN, hv * rn, out)
-        out = torch.where(s == Symmetry.SCALE, hv / n2, out)
-        return out
+        sign, scale = s == Symmetry.SIGN, s == Symmetry.SCALE
+        one = torch.ones((), dtype=h.dtype, device=h.device)
+        zero = torch.zeros((), dtype=h.dtype, device=h.device)
+        alpha = torch.where(s == Symmetry.POSITIVE_SCALE, rn, torch.where(sign | scale, zero, one))
+        beta = torch.where(sign, rn, torch.where(scale, n2.reciprocal(), zero))
+        return h * torch.addcmul(alpha, beta, v)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.channels}, quadratic={self.quadratic})"

@@ -43,32 +43,35 @@ class GraphEncoder(nn.Module):
     Law: ``h^0(g·G) = g·h^0(G)`` (∝ d_i) and ``e^0(g·G) = g·e^0(G)`` (∝ d_i/d_j).
 
     Args:
-        channels: C.
+        channels: C, node feature width.
         node_features: F, columns of ``x`` (default 1).
         kernel_radius: per-offset weights cover a (2r+1)² canvas (default 3).
         max_layer: layer indices are clamped here for encodings/normalisers (default 8).
         max_index: per-index embeddings of fixed neurons (default 64).
+        edge_channels: C_e, edge feature width (default: ``channels``).
 
     Shapes:
-        batch with x [N, F], edge_attr [E, S*S], role/layer/sym [N], edge_layer [E] -> h [N, C], e [E, C].
+        batch with x [N, F], edge_attr [E, S*S], role/layer/sym [N], edge_layer [E] -> h [N, C], e [E, C_e].
     """
 
     def __init__(self, channels: int, node_features: int = 1, kernel_radius: int = 3, max_layer: int = 8,
-                 max_index: int = 64):
+                 max_index: int = 64, edge_channels: int | None = None):
         super().__init__()
-        for name, v, lo in (("channels", channels, 1), ("node_features", node_features, 1),
+        edge_channels = channels if edge_channels is None else edge_channels
+        for name, v, lo in (("channels", channels, 1), ("edge_channels", edge_channels, 1),
+                            ("node_features", node_features, 1),
                             ("kernel_radius", kernel_radius, 0), ("max_layer", max_layer, 1),
                             ("max_index", max_index, 1)):
             if v < lo:
                 raise ValueError(f"GraphEncoder: {name} must be >= {lo}, got {v}")
         self.channels, self.node_features, self.kernel_radius = channels, node_features, kernel_radius
-        self.max_layer, self.max_index = max_layer, max_index
+        self.max_layer, self.max_index, self.edge_channels = max_layer, max_index, edge_channels
         nl = max_layer + 1
         self.x_lin = nn.Linear(node_features, channels, bias=False)
         self.node_mult = nn.Embedding(3 + 2 * nl, channels)          # role | layer | layers-from-end
         self.node_add = nn.Embedding(3 + nl + max_index, channels)   # role | layer | fixed index
-        self.edge_table = nn.Parameter(torch.empty((2 * kernel_radius + 1) ** 2, channels))
-        self.edge_mult = nn.Embedding(9 * nl * 2, channels)          # (type, layer) | (type, layers-from-end)
+        self.edge_table = nn.Parameter(torch.empty((2 * kernel_radius + 1) ** 2, edge_channels))
+        self.edge_mult = nn.Embedding(9 * nl * 2, edge_channels)         # (type, layer) | (type, layers-from-end)
         self.register_buffer("node_scale", torch.ones(3 * nl))
         self.register_buffer("edge_scale", torch.ones(9 * nl))
         self.reset_parameters()
@@ -149,5 +152,5 @@ class GraphEncoder(nn.Module):
         return h, e
 
     def __repr__(self) -> str:
-        return (f"{self.__class__.__name__}({self.channels}, kernel_radius={self.kernel_radius}, "
-                f"max_layer={self.max_layer})")
+        return (f"{self.__class__.__name__}({self.channels}, edge_channels={self.edge_channels}, "
+                f"kernel_radius={self.kernel_radius}, max_layer={self.max_layer})")

@@ -47,31 +47,40 @@ class MonomialMPLayer(nn.Module):
     channel), ε_i → d_i² ε_i.
 
     Args:
-        channels: C, width of node and edge features.
+        channels: C, node feature width.
         bidirectional: also send messages from each neuron to its inputs (default: False).
         update_edges: compute new edge features (default: True); the last layer before an invariant readout
             may skip it.
+        edge_channels: C_e, width of edge features and messages (default: ``channels``). Node projections
+            ``B, Q, D, R, S`` and gates map C -> C_e, ``A`` is C_e x C_e and ``U`` maps C + C_e (+ C_e) -> C;
+            per-edge cost is proportional to C_e (and C_e² for ``A``).
 
     Shapes:
-        h: [N, C], e: [E, C], energy: [N, 1], sym: [N] long, seg_src/seg_dst: :class:`Segments` of
+        h: [N, C], e: [E, C_e], energy: [N, 1], sym: [N] long, seg_src/seg_dst: :class:`Segments` of
         ``edge_index[0]`` (sources j) and ``edge_index[1]`` (targets i)
-        -> (h' [N, C], e' [E, C] (or e unchanged), energy' [N, 1]).
+        -> (h' [N, C], e' [E, C_e] (or e unchanged), energy' [N, 1]).
     """
 
-    def __init__(self, channels: int, bidirectional: bool = False, update_edges: bool = True):
+    def __init__(self, channels: int, bidirectional: bool = False, update_edges: bool = True,
+                 edge_channels: int | None = None):
         super().__init__()
+        edge_channels = channels if edge_channels is None else edge_channels
         if channels < 1:
             raise ValueError(f"MonomialMPLayer: channels must be >= 1, got {channels}")
+        if edge_channels < 1:
+            raise ValueError(f"MonomialMPLayer: edge_channels must be >= 1, got {edge_channels}")
         self.channels, self.bidirectional, self.update_edges = channels, bidirectional, update_edges
-        c = channels
-        # bias-free node projections: B (message), then [Q, D] (bidirectional), then [R, S] (edge update)
+        self.edge_channels = edge_channels
+        c, ce = channels, edge_channels
+        # bias-free node projections to the edge width: B (message), then [Q, D] (bidirectional), then [R, S]
+        # (edge update)
         self.n_proj = 1 + 2 * bidirectional + 2 * update_edges
-        self.node_proj = nn.Linear(c, self.n_proj * c, bias=False)
+        self.node_proj = nn.Linear(c, self.n_proj * ce, bias=False)
         self.n_gate = 1 + update_edges
-        self.node_gate = nn.Linear(c, self.n_gate * c)             # invariant inputs: bias allowed
+        self.node_gate = nn.Linear(c, self.n_gate * ce)            # invariant inputs: bias allowed
         self.canon = Canonicalize(c)
-        self.edge_lin = nn.Linear(c, c, bias=False)
-        self.update = nn.Linear((3 if bidirectional else 2) * c, c, bias=False)
+        self.edge_lin = nn.Linear(ce, ce, bias=False)
+        self.update = nn.Linear(c + (2 if bidirectional else 1) * ce, c, bias=False)
         self.d1_bias = nn.Parameter(torch.empty(c))
         self.canon_out = Canonicalize(c)
         self.out_gate = nn.Linear(c, c)
@@ -85,7 +94,7 @@ class MonomialMPLayer(nn.Module):
 
     def forward(self, h: Tensor, e: Tensor, energy: Tensor, sym: Tensor, seg_src: Segments,
                 seg_dst: Segments) -> tuple[Tensor, Tensor, Tensor]:
-        c = self.channels
+        c = self.edge_channels
         inv_deg_in = seg_dst.inverse_degree(h.dtype)
         energy_in = energy
         inv = self.canon(h, sym, energy)
@@ -115,5 +124,6 @@ class MonomialMPLayer(nn.Module):
         return h_new, e, energy
 
     def __repr__(self) -> str:
+        edge = f", edge_channels={self.edge_channels}" if self.edge_channels != self.channels else ""
         return (f"{self.__class__.__name__}({self.channels}, bidirectional={self.bidirectional}, "
-                f"update_edges={self.update_edges})")
+                f"update_edges={self.update_edges}{edge})")
