@@ -8,7 +8,7 @@ import monomial_gmn as mg
 from monomial_gmn.graph import Role, Symmetry
 from monomial_gmn.nn import (Canonicalize, EquivariantHead, GraphEncoder, InvariantHead, MonomialGMN,
                              MonomialMPLayer, canvas_index)
-from monomial_gmn.nn._ops import Segments, gather_gather_mul, gather_mul, scatter_sum
+from monomial_gmn.nn._ops import Segments, edge_update, gather_gather_mul, gather_mul, scatter_sum
 from monomial_gmn.testing import assert_equivariant, random_network
 
 ACT_SETS = {
@@ -299,6 +299,10 @@ def test_fused_edge_ops_match_autograd_reference():
     torch.autograd.gradcheck(lambda a, t: gather_mul(a, t, s_src), (a, t1))
     torch.autograd.gradcheck(lambda x, y: gather_gather_mul(x, s_dst, y, s_src), (t1, t2))
     torch.autograd.gradcheck(lambda x: scatter_sum(x, s_src), (a,))
+    e0 = torch.randn(e, c, dtype=torch.float64, requires_grad=True)
+    t3 = torch.randn(n, c, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(lambda *args: edge_update(*args, s_dst, s_src), (e0, a, t1, t2, t3))
+    torch.testing.assert_close(edge_update(e0, a, t1, t2, t3, s_dst, s_src), e0 + a * t1[dst] + t2[dst] * t3[src])
     torch.testing.assert_close(gather_mul(a, t1, s_src), a * t1[src])
     ref = torch.zeros(n, c, dtype=torch.float64).index_add_(0, src, a)
     torch.testing.assert_close(scatter_sum(a, s_src), ref)

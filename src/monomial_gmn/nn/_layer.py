@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from ._canon import Canonicalize, d1_mask, inverse_norm2
-from ._ops import Segments, gather_gather_mul, gather_mul, scatter_sum
+from ._ops import Segments, edge_update, gather_mul, scatter_sum
 
 __all__ = ["MonomialMPLayer"]
 
@@ -41,7 +41,7 @@ class MonomialMPLayer(nn.Module):
     message is exact — unlike a message ``e_{ji} h_i``, which scales as d_i²/d_j. The bias ``c`` is added
     only on neurons whose factor is always 1 (input/output neurons and symmetry ``none``). Per-node
     projections and gates are computed on nodes and gathered once per direction; per edge there is one
-    bias-free projection ``A e``, a few element-wise products and ``index_add_`` aggregation.
+    bias-free projection ``A e``, a few element-wise products and segment-sum aggregation (:mod:`._ops`).
 
     Law: ``layer(g·h, g·e, g·ε) == g·layer(h, e, ε)`` for h_i → d_i h_i, e_{ji} → d_i/d_j e_{ji} (every
     channel), ε_i → d_i² ε_i.
@@ -120,7 +120,7 @@ class MonomialMPLayer(nn.Module):
         if self.update_edges:
             k = 3 if self.bidirectional else 1
             r, s = proj[k], proj[k + 1] / inverse_norm2(energy_in, sym)     # ∝ d_i, ∝ 1/d_j
-            e = e + gather_mul(a, gate[1], seg_dst) + gather_gather_mul(r, seg_dst, s, seg_src)
+            e = edge_update(e, a, gate[1], r, s, seg_dst, seg_src)
         return h_new, e, energy
 
     def __repr__(self) -> str:

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch.autograd import Function
 
-__all__ = ["Segments", "scatter_sum", "gather_mul", "gather_gather_mul"]
+__all__ = ["Segments", "scatter_sum", "gather_mul", "gather_gather_mul", "edge_update"]
 
 
 class Segments:
@@ -93,6 +93,30 @@ class _GatherGatherMul(Function):
         return g1, None, g2, None
 
 
+class _EdgeUpdate(Function):
+    @staticmethod
+    def forward(ctx, e: Tensor, a: Tensor, g: Tensor, r: Tensor, s: Tensor, s_dst: Segments,
+                s_src: Segments) -> Tensor:
+        ctx.save_for_backward(a, g, r, s)
+        ctx.segs = (s_dst, s_src)
+        tmp = g.index_select(0, s_dst.index)
+        out = torch.addcmul(e, a, tmp)
+        torch.index_select(r, 0, s_dst.index, out=tmp)
+        return out.addcmul_(tmp, s.index_select(0, s_src.index))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        a, g, r, s = ctx.saved_tensors
+        s_dst, s_src = ctx.segs
+        need = ctx.needs_input_grad
+        ge = grad if need[0] else None
+        ga = grad * g.index_select(0, s_dst.index) if need[1] else None
+        gg = s_dst.sum(grad * a) if need[2] else None
+        gr = s_dst.sum(grad * s.index_select(0, s_src.index)) if need[3] else None
+        gs = s_src.sum(grad * r.index_select(0, s_dst.index)) if need[4] else None
+        return ge, ga, gg, gr, gs, None, None
+
+
 def scatter_sum(x: Tensor, seg: Segments) -> Tensor:
     """Sum of edge rows per node. Shapes: x [E, C] -> [N, C]."""
     return _ScatterSum.apply(x, seg)
@@ -112,3 +136,12 @@ def gather_gather_mul(t1: Tensor, s1: Segments, t2: Tensor, s2: Segments) -> Ten
     Shapes: t1 [N, C], t2 [N, C] -> [E, C].
     """
     return _GatherGatherMul.apply(t1, s1, t2, s2)
+
+
+def edge_update(e: Tensor, a: Tensor, g: Tensor, r: Tensor, s: Tensor, s_dst: Segments,
+                s_src: Segments) -> Tensor:
+    """``e + a * g[dst] + r[dst] * s[src]`` in one pass, saving only ``a`` and the node tables for backward.
+
+    Shapes: e [E, C], a [E, C], g/r/s [N, C] -> [E, C] (``dst = s_dst.index``, ``src = s_src.index``).
+    """
+    return _EdgeUpdate.apply(e, a, g, r, s, s_dst, s_src)
