@@ -195,6 +195,8 @@ def measure_model(model: str = "monomial", shape: str = "cnn", batch: int = 64, 
     with torch.no_grad():  # materialises lazily built parameters before the optimiser sees them
         net(data.next())
     res["parameters"] = int(sum(p.numel() for p in net.parameters()))
+    if getattr(net, "edge_dim", None) is not None:
+        res["edge_dim"] = int(net.edge_dim)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
     res["rss_mb_after_setup"] = peak_rss_mb()
     res["loadavg_start"] = loadavg()

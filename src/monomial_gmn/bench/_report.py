@@ -26,13 +26,14 @@ def _model_rows(result: dict[str, Any]) -> list[list[str]]:
     for r in result.get("models", []):
         name = f"{r.get('model')}/{r.get('shape')}"
         if r.get("status") != "ok":
-            rows.append([name, r.get("status", "?"), (r.get("reason") or "")[:70], "", "", "", "", "", "", ""])
+            rows.append([name, r.get("status", "?"), (r.get("reason") or "")[:70], "", "", "", "", "", "", "", ""])
             continue
         fl = r.get("flops") or {}
         mm = (fl.get("matmul") or {}).get("flop_per_s")
         rows.append([name, _num(r["train_nets_per_s"]), _num(r.get("train_nets_per_cpu_s")),
                      _num(r["infer_nets_per_s"]), _num(r["peak_rss_mb"], 0),
                      _num((r.get("saved_for_backward") or {}).get("total_mb"), 0),
+                     _gflops(fl.get("forward_flops_per_batch")),
                      _gflops(fl.get("forward_flop_per_s")), _gflops(mm),
                      "-" if "forward_vs_matmul" not in fl else f"{100 * fl['forward_vs_matmul']:.0f}%",
                      "-" if r.get("cpu_share") is None else f"{100 * r['cpu_share']:.0f}%"])
@@ -60,10 +61,14 @@ def format_table(result: dict[str, Any]) -> str:
            f"threads {cfg['threads_used']}  load {meta.get('loadavg_start')} -> {meta.get('loadavg_end')}",
            f"batch {cfg['batch']}  hidden {cfg['hidden']}  layers {cfg['layers']}  warm-up {cfg['warmup']}  "
            f"reps {cfg['reps']} (median)  [{cfg.get('threads_reason', '')}]",
-           "n/cpu-s: nets per CPU-second; act: tensors saved for backward; cpu got: CPU time / (wall x threads)",
+           "n/cpu-s: nets per CPU-second; act: tensors saved for backward; fwd GF: forward GFLOP per batch; "
+           "cpu got: CPU time / (wall x threads)",
            ""]
-    head = ["model/shape", "train n/s", "n/cpu-s", "infer n/s", "peak MiB", "act MiB", "fwd GF/s", "mm GF/s", "fwd/mm",
-            "cpu got"]
+    edge = sorted({f"{r['model']} edge_dim {r['edge_dim']}" for r in result.get("models", []) if r.get("edge_dim")})
+    if edge:
+        out[1] += "  " + ", ".join(edge)
+    head = ["model/shape", "train n/s", "n/cpu-s", "infer n/s", "peak MiB", "act MiB", "fwd GF", "fwd GF/s", "mm GF/s",
+            "fwd/mm", "cpu got"]
     rows = _model_rows(result)
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
     out.append("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(head, widths))))
