@@ -164,6 +164,26 @@ def test_canonicalize_branches(dtype):
     assert torch.equal(can(torch.zeros(4, 5, dtype=dtype), sym), torch.zeros(4, 5, dtype=dtype))
 
 
+def test_canonicalize_without_sign_or_scale_neurons_skips_u_but_keeps_its_zero_gradient(dtype):
+    """A batch with no sign/scale neuron never uses U h: same values, U still gets its (exactly zero) gradient."""
+    torch.manual_seed(1)
+    can = Canonicalize(6).to(dtype)
+    h = torch.randn(5, 6, dtype=dtype, requires_grad=True)
+    sym = torch.tensor([Symmetry.FIXED, Symmetry.POSITIVE_SCALE, Symmetry.NONE, Symmetry.POSITIVE_SCALE,
+                        Symmetry.FIXED])
+    out = can(h, sym)
+    ref = torch.where((sym == Symmetry.POSITIVE_SCALE).unsqueeze(-1), h / h.norm(dim=-1, keepdim=True), h)
+    torch.testing.assert_close(out, ref, rtol=1e-6 if dtype == torch.float32 else 1e-12, atol=0)
+    out.square().sum().backward()
+    assert can.U.weight.grad is not None and torch.equal(can.U.weight.grad, torch.zeros_like(can.U.weight))
+    mixed = sym.clone()
+    mixed[1] = Symmetry.SIGN                                           # one sign neuron: U is used again
+    h.grad = None
+    can.U.weight.grad = None
+    can(h, mixed).square().sum().backward()
+    assert can.U.weight.grad.abs().sum() > 0
+
+
 # ---------------------------------------------------------------- heads
 def _law_features(g, c=6, seed=0):
     """Features obeying the law, built without any model: h ∝ d_i (x), e ∝ d_i/d_j (edge_attr)."""

@@ -96,14 +96,20 @@ class Canonicalize(nn.Module):
             n2 = (h * h).sum(-1, keepdim=True)
         n2 = n2.clamp_min(TINY)
         rn = n2.rsqrt()
-        v = self.U(h) if self.U is not None else h
         # one blend instead of a where per branch: inv = h ⊙ (α + β v) with per-node scalars
         # α = 1 (fixed, none) | 1/‖h‖ (positive_scale) | 0 (sign, scale),  β = 1/‖h‖ (sign) | 1/‖h‖² (scale) | 0
         s = sym.unsqueeze(-1)
         sign, scale = s == Symmetry.SIGN, s == Symmetry.SCALE
+        quad = sign | scale
         one = torch.ones((), dtype=h.dtype, device=h.device)
         zero = torch.zeros((), dtype=h.dtype, device=h.device)
-        alpha = torch.where(s == Symmetry.POSITIVE_SCALE, rn, torch.where(sign | scale, zero, one))
+        alpha = torch.where(s == Symmetry.POSITIVE_SCALE, rn, torch.where(quad, zero, one))
+        if self.U is not None and not bool(quad.any()):
+            # no neuron here uses U h (β = 0 everywhere, e.g. a ReLU-only batch): skip the matmul; U stays in the
+            # autograd graph with the exactly-zero gradient the full product gives (DistributedDataParallel
+            # needs every parameter used)
+            return h * alpha + (self.U.weight.sum() * 0).to(h.dtype)
+        v = self.U(h) if self.U is not None else h
         beta = torch.where(sign, rn, torch.where(scale, n2.reciprocal(), zero))
         return h * torch.addcmul(alpha, beta, v)
 
