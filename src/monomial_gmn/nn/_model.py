@@ -48,8 +48,9 @@ class MonomialGMN(nn.Module):
         edge_dim: C_e, edge feature and message width (default ``min(hidden_dim, DEFAULT_EDGE_DIM)`` = 32 at
             most). Per-edge work — the C_e x C_e edge projection, the gathers, products and segment sums — is
             what dominates the cost (E ≈ 12 N on CNN graphs), so a narrow edge width buys throughput and
-            memory: at hidden 128 on Small-CNN-Zoo graphs, 32 instead of 128 runs about 2.5x more nets per
-            CPU-second with half the activation memory (experiments/results/bench_layers.md).
+            memory: at hidden 128 on Small-CNN-Zoo graphs, 32 instead of 128 trains about 3.4x more nets per
+            CPU-second with 40 % of the activation memory, at a small accuracy cost in a short check
+            (experiments/results/bench_layers.md). Pass ``edge_dim=hidden_dim`` for the widest model.
 
     Shapes:
         batch: PyG ``Batch`` of B ParameterGraphs (or one graph) -> [B, out_dim], or a shallow copy of the
