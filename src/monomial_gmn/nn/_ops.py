@@ -20,6 +20,9 @@ __all__ = ["Segments", "scatter_sum", "gather_mul", "gather_gather_mul", "edge_u
 class Segments:
     """Edges grouped by one endpoint (``index`` [E] in [0, N)), for segment sums onto N nodes.
 
+    ``perm`` and ``lengths`` are computed on first use (an inference pass that never sums over this endpoint
+    never sorts).
+
     Attributes:
         index: [E] long, node of each edge.
         perm: [E] long order that groups edges by node, or None when ``index`` is already sorted.
@@ -29,9 +32,24 @@ class Segments:
     def __init__(self, index: Tensor, num_nodes: int):
         self.index = index
         self.num_nodes = num_nodes
-        is_sorted = index.numel() < 2 or bool((index[1:] >= index[:-1]).all())
-        self.perm = None if is_sorted else torch.argsort(index, stable=True)
-        self.lengths = torch.bincount(index, minlength=num_nodes)
+        self._perm: Tensor | None = None
+        self._sorted: bool | None = None
+        self._lengths: Tensor | None = None
+
+    @property
+    def perm(self) -> Tensor | None:
+        if self._sorted is None:
+            idx = self.index
+            self._sorted = idx.numel() < 2 or bool((idx[1:] >= idx[:-1]).all())
+            if not self._sorted:
+                self._perm = torch.argsort(idx, stable=True)
+        return self._perm
+
+    @property
+    def lengths(self) -> Tensor:
+        if self._lengths is None:
+            self._lengths = torch.bincount(self.index, minlength=self.num_nodes)
+        return self._lengths
 
     def sum(self, x: Tensor) -> Tensor:
         """[E, C] -> [N, C], no autograd (use :func:`scatter_sum` for gradients)."""
