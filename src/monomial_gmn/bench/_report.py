@@ -64,6 +64,9 @@ def format_table(result: dict[str, Any]) -> str:
            "n/cpu-s: nets per CPU-second; act: tensors saved for backward; fwd GF: forward GFLOP per batch; "
            "cpu got: CPU time / (wall x threads)",
            ""]
+    tenv = mach.get("thread_env") or {}
+    if tenv.get("OMP_WAIT_POLICY"):
+        out[0] += f"  OMP_WAIT_POLICY={tenv['OMP_WAIT_POLICY']}"
     edge = sorted({f"{r['model']} edge_dim {r['edge_dim']}" for r in result.get("models", []) if r.get("edge_dim")})
     if edge:
         out[1] += "  " + ", ".join(edge)

@@ -54,6 +54,9 @@ def peak_rss_mb() -> float:
     return rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0  # bytes on macOS, KiB on Linux
 
 
+_THREAD_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def machine_info() -> dict:
     """Platform, Python/torch versions, CPU count and the current load."""
     return {
@@ -65,4 +68,7 @@ def machine_info() -> dict:
         "cpu_count": os.cpu_count(),
         "torch_threads_default": torch.get_num_threads(),
         "loadavg": loadavg(),
+        # thread-pool settings inherited by every worker: OMP_WAIT_POLICY=PASSIVE keeps 2-thread runs from
+        # spinning at barriers while the partner thread waits for a busy core (see bench_layers.md)
+        "thread_env": {v: os.environ[v] for v in _THREAD_ENV if v in os.environ},
     }
