@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import monomial_gmn as mg
-from monomial_gmn.features import (canonicalize, feature_names, invariant_features, num_features, path_norms,
+from monomial_gmn.features import (balance, canonicalize, feature_names, invariant_features, num_features, path_norms,
                                    segment_stats, weight_statistics)
 from monomial_gmn.graph import Symmetry
 from monomial_gmn.group import MonomialTransform
@@ -174,7 +174,7 @@ def test_depth_slots_rule():
 def test_linear_padding_is_not_counted_as_weights():
     net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
     f = weight_statistics(mg.to_graph(net))
-    names = feature_names(2, path_norm=False)
+    names = feature_names(2, path_norm=False, balanced=False)
     assert math.isclose(f[0, names.index("out_log_numel")].item(), math.log1p(8), rel_tol=1e-6)
     assert math.isclose(f[0, names.index("layer0_log_numel")].item(), math.log1p(36), rel_tol=1e-6)
     w = net[4].weight.detach()
@@ -275,3 +275,46 @@ def test_monomial_gmn_feature_readout_option_is_exactly_invariant():
     assert_equivariant(model, batch, mode="invariant", generator=torch.Generator().manual_seed(1))
     with pytest.raises(ValueError, match="feature_readout"):
         MonomialGMN(readout="equivariant", feature_readout=True)
+
+
+# ---------------------------------------------------------------- balanced representative
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_balanced_network_computes_the_same_function_and_is_invariant(seed):
+    net, x = random_network(seed, dtype=torch.float64, activations=["relu", "leaky_relu", "tanh", "sin", "identity"])
+    graph = mg.to_graph(net)
+    bal = balance(graph)
+    torch.testing.assert_close(mg.to_module(bal, net)(x), net(x), rtol=1e-9, atol=1e-12)
+    g = mg.sample_transform(graph, max_scale=100.0, generator=torch.Generator().manual_seed(seed))
+    perm_only = MonomialTransform(g.structure, g.perm, torch.ones_like(g.factor))
+    moved, ref = balance(g(graph)), perm_only(bal)       # balance(g·G) = π_g·balance(G): the factors are gone
+    assert torch.equal(moved.edge_index, ref.edge_index)
+    torch.testing.assert_close(moved.edge_attr, ref.edge_attr, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(moved.x, ref.x, rtol=1e-9, atol=1e-12)
+
+
+def test_balanced_mlp_has_equal_in_and_out_energy_and_least_total_energy():
+    torch.manual_seed(5)
+    net = nn.Sequential(nn.Linear(4, 7), nn.ReLU(), nn.Linear(7, 5), nn.ReLU(), nn.Linear(5, 3)).double()
+    with torch.no_grad():
+        net[0].weight.mul_(30.0)                     # badly unbalanced on purpose
+    m = mg.to_module(balance(mg.to_graph(net)), net)
+    lin = [l for l in m if isinstance(l, nn.Linear)]
+    for a, b in zip(lin[:-1], lin[1:]):
+        e_in = (a.weight ** 2).sum(1) + a.bias ** 2
+        e_out = (b.weight ** 2).sum(0)
+        torch.testing.assert_close(e_in, e_out, rtol=1e-8, atol=1e-12)
+    total = sum(float((l.weight ** 2).sum() + (l.bias ** 2).sum()) for l in lin)
+    gen = torch.Generator().manual_seed(0)
+    graph = mg.to_graph(m)
+    for _ in range(5):                               # no other positive rescaling has less energy
+        g = mg.MonomialGroup(graph).sample(gen, max_scale=1.5)
+        h = g(graph)
+        assert float((h.edge_attr ** 2).sum() + (h.x ** 2).sum()) >= total * (1 - 1e-9)
+    assert total < float(sum((l.weight ** 2).sum() + (l.bias ** 2).sum() for l in net if isinstance(l, nn.Linear)))
+
+
+def test_balance_rejects_negative_sweeps():
+    with pytest.raises(ValueError, match="sweeps"):
+        balance(mg.to_graph(_small_cnn("relu")), sweeps=-1)

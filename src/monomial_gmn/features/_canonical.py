@@ -32,7 +32,7 @@ from torch_geometric.data import Data
 
 from ..graph._symmetry import Symmetry
 
-__all__ = ["canonicalize"]
+__all__ = ["canonicalize", "balance"]
 
 
 def _check_untied(graph: Data) -> None:
@@ -112,4 +112,58 @@ def canonicalize(graph: Data) -> Data:
     out = copy.copy(graph)
     out.x = x
     out.edge_attr = e
+    return out
+
+
+def balance(graph: Data, sweeps: int = 40) -> Data:
+    r"""The *balanced* representative of each network's orbit under positive scalings: a copy of ``graph``.
+
+    Among all networks ``d·G`` (``b_i → d_i b_i``, ``W[i, j] → d_i W[i, j] / d_j``, d_i > 0 on neurons whose
+    symmetry is ``positive_scale`` or ``scale``) it approximates the one of least total squared weight
+
+    .. math::
+        \min_{u}\; \sum_{j \to i} \lVert W_{ij}\rVert^2 e^{2(u_i - u_j)} + \sum_i b_i^2 e^{2 u_i},
+        \qquad d_i = e^{u_i},
+
+    a convex problem whose minimiser makes every scaled neuron's incoming energy (weights and bias) equal
+    to its outgoing energy — the form that gradient training with weight decay drifts towards, so its
+    statistics resemble those of raw trained weights while being invariant. Solved by exact coordinate
+    descent, one layer at a time (neurons of one layer are never connected, so each layer's update
+    u_i += ¼ log(out_i / in_i) is the exact minimiser given the others), ``sweeps`` passes over the layers.
+
+    Exactness: the iteration starts from :func:`canonicalize` (which removes every factor exactly) and is
+    deterministic and permutation-equivariant, so the result is *exactly* invariant (up to rounding) for
+    any number of sweeps; ``sweeps`` only sets how close it is to the minimiser (on digits CNNs: relative
+    change 2e-6 after 20 sweeps, 2e-12 after 40). Sign symmetries are left as canonicalised; neurons with
+    no incoming or no outgoing energy keep their canonical scale.
+
+    Shapes: x [N, F], edge_attr [E, K] in and out (ParameterGraph or PyG Batch, mixed architectures).
+    """
+    if sweeps < 0:
+        raise ValueError(f"balance: sweeps must be >= 0, got {sweeps}")
+    canon = canonicalize(graph)
+    x, e = canon.x, canon.edge_attr
+    src, dst = canon.edge_index
+    sym = canon.sym
+    scaled = (sym == Symmetry.POSITIVE_SCALE) | (sym == Symmetry.SCALE)
+    layer = canon.layer
+    n, dtype, device = x.shape[0], e.dtype, e.device
+    ew = (e * e).sum(-1)                                 # [E] edge energies at u = 0
+    bw = (x * x).sum(-1)                                 # [N] bias energies at u = 0
+    u = torch.zeros(n, dtype=dtype, device=device)
+    layers = sorted(set(int(v) for v in torch.unique(layer[scaled]).tolist())) if bool(scaled.any()) else []
+    masks = [scaled & (layer == k) for k in layers]
+    one = torch.ones(n, dtype=dtype, device=device)
+    for _ in range(sweeps):
+        for sel in masks:
+            f = ew * torch.exp(2.0 * (u[dst] - u[src]))
+            a = torch.zeros(n, dtype=dtype, device=device).index_add_(0, dst, f) + bw * torch.exp(2.0 * u)
+            b = torch.zeros(n, dtype=dtype, device=device).index_add_(0, src, f)
+            ok = sel & (a > 0) & (b > 0)
+            step = 0.25 * torch.log(torch.where(ok, b, one) / torch.where(ok, a, one))
+            u = u + step
+    d = torch.exp(u)
+    out = copy.copy(canon)
+    out.x = x * d.unsqueeze(-1)
+    out.edge_attr = e * (d[dst] / d[src]).unsqueeze(-1)
     return out

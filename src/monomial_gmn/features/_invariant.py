@@ -8,6 +8,9 @@ permuted). It carries what StatNN (Unterthiner et al., 2020) reads from raw weig
   values, the canonical biases and their absolute values (see :func:`~monomial_gmn.features.canonicalize`:
   scale and sign are removed exactly; pooling over all entries of a layer removes the permutation);
 * per layer, a presence flag and log(1 + number of weight entries);
+* per layer, the same statistics of the *balanced* network (:func:`~monomial_gmn.features.balance`: the
+  representative of least total squared weight over positive scalings — closer to what raw trained
+  weights look like than the unit-norm canonical form; ``balanced=True``);
 * path norms from every input to each output (ℓ1 with biases, ℓ2 with biases, ℓ1 without biases), reduced
   over the output neurons by log-mean/min/max. A path norm is a sum over input→output paths of products of
   |weights| (a bias starts a path), and every hidden factor cancels along a path.
@@ -30,26 +33,30 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from ..baselines import kernel_window
-from ._canonical import canonicalize
+from ._canonical import balance, canonicalize
 from ._segments import STAT_NAMES, segment_stats
 
 __all__ = ["invariant_features", "weight_statistics", "feature_names", "path_norms", "num_features",
-           "PER_LAYER", "PATH_NORM_NAMES"]
+           "PER_LAYER", "BALANCED", "PATH_NORM_NAMES"]
 
 _GROUPS = ("w", "abs_w", "b", "abs_b")
 PER_LAYER: tuple[str, ...] = ("present", "log_numel") + tuple(f"{g}_{s}" for g in _GROUPS for s in STAT_NAMES)
+BALANCED: tuple[str, ...] = tuple(f"bal_{g}_{s}" for g in _GROUPS for s in STAT_NAMES)
 PATH_NORM_NAMES: tuple[str, ...] = tuple(f"{p}_{r}" for p in ("path_l1", "path_l2", "path_l1_nobias")
                                          for r in ("logmean", "logmin", "logmax"))
 
 
-def num_features(num_layers: int, path_norm: bool = True) -> int:
+def num_features(num_layers: int, path_norm: bool = True, balanced: bool = True) -> int:
     """F of :func:`invariant_features` for ``num_layers`` slots."""
-    return num_layers * len(PER_LAYER) + (len(PATH_NORM_NAMES) if path_norm else 0)
+    per = len(PER_LAYER) + (len(BALANCED) if balanced else 0)
+    return num_layers * per + (len(PATH_NORM_NAMES) if path_norm else 0)
 
 
-def feature_names(num_layers: int, path_norm: bool = True) -> list[str]:
-    """Names of the F columns of :func:`invariant_features`, e.g. ``'layer0_w_q50'``, ``'path_l1_logmax'``."""
-    names = [f"layer{k}_{f}" if k < num_layers - 1 else f"out_{f}" for k in range(num_layers) for f in PER_LAYER]
+def feature_names(num_layers: int, path_norm: bool = True, balanced: bool = True) -> list[str]:
+    """Names of the F columns of :func:`invariant_features`, e.g. ``'layer0_w_q50'``, ``'out_bal_abs_w_max'``,
+    ``'path_l1_logmax'``."""
+    per = PER_LAYER + (BALANCED if balanced else ())
+    names = [f"layer{k}_{f}" if k < num_layers - 1 else f"out_{f}" for k in range(num_layers) for f in per]
     return names + (list(PATH_NORM_NAMES) if path_norm else [])
 
 
@@ -157,7 +164,8 @@ def path_norms(graph: Data) -> Tensor:
     return torch.stack(cols, dim=1)
 
 
-def invariant_features(graph: Data, num_layers: int | None = None, path_norm: bool = True) -> Tensor:
+def invariant_features(graph: Data, num_layers: int | None = None, path_norm: bool = True,
+                       balanced: bool = True, sweeps: int = 40) -> Tensor:
     """Exactly invariant features of each network in ``graph`` (ParameterGraph or Batch; mixed architectures).
 
     Args:
@@ -165,6 +173,7 @@ def invariant_features(graph: Data, num_layers: int | None = None, path_norm: bo
         num_layers: number of layer slots L (see module docstring); default: the deepest net in the batch.
             Fix it when features of several batches must line up.
         path_norm: append the 9 path-norm features.
+        balanced: add per-layer statistics of the balanced network (:func:`balance`, ``sweeps`` passes).
 
     Returns:
         [B, F] with F = :func:`num_features` (L, path_norm); column names from :func:`feature_names`.
@@ -175,6 +184,9 @@ def invariant_features(graph: Data, num_layers: int | None = None, path_norm: bo
     """
     canon = canonicalize(graph)
     table, b, L = _layer_table(canon, num_layers)
+    if balanced:
+        bal, _, _ = _layer_table(balance(graph, sweeps), L)
+        table = torch.cat([table, bal[:, :, 2:]], dim=2)  # the presence flag and size are the same
     parts = [table.reshape(b, -1)]
     if path_norm:
         parts.append(path_norms(canon))
