@@ -67,6 +67,9 @@ class Canonicalize(nn.Module):
         ``h_i``): dividing by a norm that is small only because of cancellation would turn its rounding
         error into a large error of the invariant, which is what breaks fp32 exactness in deep stacks.
 
+        Computed as ``h ⊙ (α + β U h)`` with per-node scalars α, β; ``U h`` is skipped when no node is sign
+        or scale (β = 0 everywhere, e.g. ReLU-only batches), with ``U`` kept in the graph at zero gradient.
+
     Args:
         channels: C, feature width.
         quadratic: learn ``U`` for the sign/scale branches (default: True).
