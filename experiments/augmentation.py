@@ -95,6 +95,8 @@ def make_table(rows: list[dict], models: list[str], test_levels: list[float], cm
     lines += ["", "## Every training level × test level", "",
               "| model | trained at | " + " | ".join(f"test {lv:g}" for lv in test_levels)
               + " | val τ | train s / run | params |", "|---|---|" + "---|" * (len(test_levels) + 3)]
+    lines.insert(-2, "val τ: on the untransformed validation nets, where the trainer selects the epoch of every run "
+                     "(augmented runs included). train s: seconds of training per run on a shared CPU, 1 thread.\n")
     for m in models:
         for tl in sorted({r["train_level"] for r in rows if r["model"] == m}):
             cells = [fmt(stat(rows, model=m, metric="tau", train_level=tl, augment_level=lv)) for lv in test_levels]
