@@ -318,3 +318,39 @@ def test_balanced_mlp_has_equal_in_and_out_energy_and_least_total_energy():
 def test_balance_rejects_negative_sweeps():
     with pytest.raises(ValueError, match="sweeps"):
         balance(mg.to_graph(_small_cnn("relu")), sweeps=-1)
+
+
+# ---------------------------------------------------------------- exact feature memo
+
+
+def test_graph_digests_identify_networks_exactly():
+    from monomial_gmn.features._cache import graph_digests
+    graphs = [mg.to_graph(random_network(s)[0]) for s in range(6)]
+    d = graph_digests(mg.batch_graphs(graphs))
+    assert torch.unique(d, dim=0).shape[0] == 6
+    # the same network gets the same digest alone or anywhere in a batch
+    torch.testing.assert_close(graph_digests(graphs[3])[0], d[3], rtol=0, atol=0)
+    torch.testing.assert_close(graph_digests(mg.batch_graphs(graphs[2:5]))[1], d[3], rtol=0, atol=0)
+    # one flipped bit in one weight, or one rescaled neuron, changes it
+    g = graphs[3].clone()
+    g.edge_attr = g.edge_attr.clone()
+    flat = g.edge_attr.view(-1)
+    k = int(torch.nonzero(flat).flatten()[0])
+    flat[k] = torch.nextafter(flat[k], torch.tensor(float("inf")))
+    assert not torch.equal(graph_digests(g)[0], d[3])
+    moved = mg.sample_transform(graphs[3], max_scale=10.0, generator=torch.Generator().manual_seed(0))(graphs[3])
+    assert not torch.equal(graph_digests(moved)[0], d[3])
+
+
+def test_feature_cache_returns_exactly_the_computed_rows():
+    from monomial_gmn.features import InvariantFeatureMLP
+    graphs = [mg.to_graph(random_network(s, activations=["relu", "tanh"])[0]) for s in range(8)]
+    cached = InvariantFeatureMLP(2, num_layers=4)
+    plain = InvariantFeatureMLP(2, num_layers=4, cache=False)
+    first = cached.features(mg.batch_graphs(graphs[:6]))
+    again = cached.features(mg.batch_graphs(graphs[:6][::-1]))      # all seen: looked up, in the new order
+    assert cached.cache.hits == 6 and cached.cache.misses == 6
+    torch.testing.assert_close(again, first.flip(0), rtol=0, atol=0)
+    mixed = cached.features(mg.batch_graphs(graphs[4:8]))          # two new networks: computed and remembered
+    torch.testing.assert_close(mixed, plain.features(mg.batch_graphs(graphs[4:8])), rtol=0, atol=0)
+    assert len(cached.cache) == 8

@@ -10,6 +10,7 @@ from torch_geometric.data import Data
 
 from ..baselines import RunningStandardize
 from ..baselines._mlp import make_mlp
+from ._cache import FeatureCache
 from ._invariant import invariant_features, num_features
 
 __all__ = ["InvariantFeatureMLP", "signed_log"]
@@ -37,6 +38,8 @@ class InvariantFeatureMLP(nn.Module):
         depth: hidden MLP layers (default 2).
         dropout: dropout after each hidden layer (default 0).
         path_norm: include path-norm features (default True).
+        cache: memoise each network's features by an exact digest of its graph (:class:`FeatureCache`), so a
+            training run computes them once per network instead of once per epoch (default True).
 
     Shapes:
         batch of B graphs (ParameterGraph or PyG Batch, any architectures) → [B, out_dim].
@@ -46,7 +49,7 @@ class InvariantFeatureMLP(nn.Module):
     """
 
     def __init__(self, out_dim: int, num_layers: int = 8, hidden_dim: int = 64, depth: int = 2,
-                 dropout: float = 0.0, path_norm: bool = True):
+                 dropout: float = 0.0, path_norm: bool = True, cache: bool = True):
         super().__init__()
         if out_dim < 1 or num_layers < 1 or hidden_dim < 1 or depth < 0:
             raise ValueError(f"InvariantFeatureMLP: need out_dim, num_layers, hidden_dim >= 1 and depth >= 0, got "
@@ -54,6 +57,7 @@ class InvariantFeatureMLP(nn.Module):
         self.out_dim, self.num_layers, self.path_norm = out_dim, num_layers, path_norm
         self.in_dim = num_features(num_layers, path_norm)
         self.standardize = RunningStandardize(self.in_dim)
+        self.cache = FeatureCache() if cache else None
         self.mlp = make_mlp(self.in_dim, hidden_dim, depth, out_dim, dropout)
 
     def reset_parameters(self) -> None:
@@ -64,8 +68,11 @@ class InvariantFeatureMLP(nn.Module):
 
     def features(self, data: Data) -> Tensor:
         """[B, F] signed-log invariant features (not standardised), computed without gradients."""
+        def compute(d: Data) -> Tensor:
+            return signed_log(invariant_features(d, self.num_layers, self.path_norm))
+
         with torch.no_grad():
-            return signed_log(invariant_features(data, self.num_layers, self.path_norm))
+            return compute(data) if self.cache is None else self.cache(data, compute)
 
     @torch.no_grad()
     def fit_normalizer(self, batches: Data | Iterable[Data]) -> "InvariantFeatureMLP":
