@@ -94,6 +94,23 @@ def test_compare_writes_results_table_and_plot(tmp_path, zoo, capsys):
     png = (out / "tau_vs_scale.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
     assert "| statnn |" in capsys.readouterr().out
+    # the seed ensemble is the metric of the mean of the seeds' predictions on the very same transformed nets
+    import torch
+    from monomial_gmn.train import ensemble_run_metrics, kendall_tau, load_run, make_task, open_zoo, predict_model
+    from monomial_gmn.train._trainer import _splits, build_backbone
+    runs = [out / "runs" / f"monomial-s{s}" for s in range(2)]
+    ens = ensemble_run_metrics(runs, ["2"])
+    z = open_zoo(str(zoo), "relu")
+    preds = []
+    for r in runs:
+        cfg, w = load_run(r)
+        task = make_task("generalization")
+        task.setup(z)
+        m = task.wrap(build_backbone(cfg, task, z), z)
+        m.load_state_dict(w)
+        preds.append(predict_model(m, z, task, _splits(z, cfg)["test"], "2", seed=12345))
+    y = task.targets(_splits(z, cfg)["test"]).numpy()
+    assert ens["rows"][0]["tau"] == pytest.approx(kendall_tau(torch.stack(preds).mean(0).numpy(), y), abs=1e-12)
 
 
 @pytest.mark.parametrize("argv,match", [

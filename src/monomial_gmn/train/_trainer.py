@@ -45,8 +45,8 @@ from ._distributed import DistContext, dist_context
 from ._sampler import DistributedBatchSampler
 from ._tasks import Task, make_task
 
-__all__ = ["TrainConfig", "train", "evaluate_run", "evaluate_model", "open_zoo", "load_run", "MODEL_NAMES",
-           "GBM_MODELS"]
+__all__ = ["TrainConfig", "train", "evaluate_run", "evaluate_model", "predict_model", "ensemble_run_metrics",
+           "open_zoo", "load_run", "MODEL_NAMES", "GBM_MODELS"]
 
 MODEL_NAMES = ("monomial", "gmn", "statnn", "np", "statnn-gbm")
 GBM_MODELS = ("statnn-gbm",)
@@ -210,23 +210,31 @@ def _peak_rss_mb() -> float:
 
 
 @torch.no_grad()
-def evaluate_model(module: nn.Module, zoo: Any, task: Task, idx: np.ndarray, augment: str = "none",
-                   seed: int = 12345, batch_size: int = 256, device: torch.device | str = "cpu",
-                   dtype: torch.dtype = torch.float32) -> dict[str, float]:
-    """Metrics of a task module on the nets ``idx``, each transformed by ``augment`` (generators seeded by
-    ``(seed, batch number)``, so two models see the very same transformed nets)."""
+def predict_model(module: nn.Module, zoo: Any, task: Task, idx: np.ndarray, augment: str = "none",
+                  seed: int = 12345, batch_size: int = 256, device: torch.device | str = "cpu",
+                  dtype: torch.dtype = torch.float32) -> Tensor:
+    """Predictions (``task.predictions``, e.g. [n] accuracies) of a task module on the nets ``idx``, each
+    transformed by ``augment`` (generators seeded by ``(seed, batch number)``, so two models see the very
+    same transformed nets)."""
     aug = parse_augment(augment)
     was_training = module.training
     module.eval()
-    preds, targets = [], []
-    for b, start in enumerate(range(0, len(idx), batch_size)):
-        chunk = idx[start:start + batch_size]
-        batch = aug(zoo.batch(chunk, dtype=dtype), torch.Generator().manual_seed(_mix(seed, b)))
-        out = module(batch.to(device))
-        preds.append(task.predictions(out).detach().cpu())
-        targets.append(task.targets(chunk))
+    preds = []
+    with torch.no_grad():
+        for b, start in enumerate(range(0, len(idx), batch_size)):
+            chunk = idx[start:start + batch_size]
+            batch = aug(zoo.batch(chunk, dtype=dtype), torch.Generator().manual_seed(_mix(seed, b)))
+            preds.append(task.predictions(module(batch.to(device))).detach().cpu())
     module.train(was_training)
-    return task.metrics(torch.cat(preds), torch.cat(targets))
+    return torch.cat(preds)
+
+
+def evaluate_model(module: nn.Module, zoo: Any, task: Task, idx: np.ndarray, augment: str = "none",
+                   seed: int = 12345, batch_size: int = 256, device: torch.device | str = "cpu",
+                   dtype: torch.dtype = torch.float32) -> dict[str, float]:
+    """Metrics of a task module on the nets ``idx`` transformed by ``augment`` (see :func:`predict_model`)."""
+    pred = predict_model(module, zoo, task, idx, augment, seed, batch_size, device, dtype)
+    return task.metrics(pred, task.targets(idx))
 
 
 def _gbm_predict(model: Any, zoo: Any, idx: np.ndarray, augment: str, seed: int, batch_size: int,
@@ -469,6 +477,41 @@ def load_run(run: str | os.PathLike) -> tuple[TrainConfig, dict[str, Tensor]]:
     if not isinstance(saved, dict) or not isinstance(saved.get("model"), dict):
         raise ValueError(f"{model_path}: not a model file written by 'monomial-gmn train'")
     return cfg, saved["model"]
+
+
+def ensemble_run_metrics(runs: list[str | os.PathLike], augments: list[str], zoo: Any = None,
+                         split: str = "test", seed: int = 12345) -> dict[str, Any]:
+    """Metrics of the mean prediction of several finished runs (e.g. one model trained with seeds 0..K-1) on
+    a split under each augmentation spec; every run sees the very same transformed nets.
+
+    Only invariant regression tasks (``generalization``) average meaningfully; returns
+    ``{"runs", "task", "split", "metric", "rows": [{"augment", **metrics}]}``.
+    """
+    if not runs:
+        raise ValueError("ensemble_run_metrics needs at least one run")
+    cfgs = [load_run(r)[0] for r in runs]
+    task = _task_for(cfgs[0])
+    if task.name != "generalization":
+        raise ValueError(f"ensembles are for the generalization task, not {task.name!r}")
+    if len({(c.task, c.activation, c.split_seed) for c in cfgs}) != 1:
+        raise ValueError("ensemble_run_metrics: the runs differ in task, activation or split")
+    if zoo is None:
+        zoo = open_zoo(cfgs[0].zoo, cfgs[0].activation)
+    task.setup(zoo)
+    idx = _splits(zoo, cfgs[0])[split]
+    modules = []
+    for run, cfg in zip(runs, cfgs):
+        if cfg.model in GBM_MODELS:
+            raise ValueError(f"{run}: ensembles of boosted-tree runs are not supported")
+        torch.manual_seed(_mix(cfg.seed, 0xB11D))
+        module = task.wrap(build_backbone(cfg, task, zoo), zoo)
+        module.load_state_dict(load_run(run)[1])
+        modules.append((module, cfg))
+    rows = []
+    for a in augments:
+        pred = torch.stack([predict_model(m, zoo, task, idx, a, seed, cfg.eval_batch_size) for m, cfg in modules])
+        rows.append({"augment": parse_augment(a).label, **task.metrics(pred.mean(0), task.targets(idx))})
+    return {"runs": [str(r) for r in runs], "task": task.name, "split": split, "metric": task.metric, "rows": rows}
 
 
 def evaluate_run(run: str | os.PathLike, augments: list[str], zoo_path: str | None = None,
