@@ -27,14 +27,15 @@ def _has_monomial() -> bool:
 
 
 def test_list_and_unknown_name():
-    assert list_models() == ["gmn", "monomial", "np", "statnn", "statnn-gbm"]
-    with pytest.raises(ValueError, match="choose one of: gmn, monomial, np, statnn, statnn-gbm"):
+    assert list_models() == ["gmn", "invariant-gbm", "monomial", "np", "statnn", "statnn-gbm"]
+    with pytest.raises(ValueError, match="choose one of: gmn, invariant-gbm, monomial, np, statnn, statnn-gbm"):
         build_model("nfn-hnp", out_dim=1)
     with pytest.raises(ValueError, match="supports readout invariant only"):
         build_model("statnn", out_dim=1, readout="equivariant")
     with pytest.raises(ValueError, match="readout must be"):
         build_model("gmn", out_dim=1, readout="pooled")
     assert not model_info("statnn-gbm").trainable and model_info("gmn").trainable
+    assert not model_info("invariant-gbm").trainable
     with pytest.raises(ValueError, match="already registered"):
         register_model("gmn", lambda **kw: None)
 

@@ -218,11 +218,14 @@ def test_early_stopping_and_eval(tmp_path, cnn_zoo):
         assert row["tau"] == pytest.approx(res["test"]["tau"], abs=0.02)
 
 
-def test_gbm_baseline(tmp_path, cnn_zoo):
-    res = train(_cfg(tmp_path, cnn_zoo, "gbm", model="statnn-gbm"), progress=False)
+@pytest.mark.parametrize("model", ["statnn-gbm", "invariant-gbm"])
+def test_gbm_baseline(tmp_path, cnn_zoo, model):
+    res = train(_cfg(tmp_path, cnn_zoo, "gbm", model=model), progress=False)
     assert set(res["test"]) == {"tau", "r2", "mse"}
-    ev = evaluate_run(tmp_path / "gbm", ["none"])
+    ev = evaluate_run(tmp_path / "gbm", ["none", "2"])
     assert ev["rows"][0]["tau"] == pytest.approx(res["test"]["tau"])
+    if model == "invariant-gbm":   # exactly invariant features: rescaled test nets get the same ranking
+        assert ev["rows"][1]["tau"] == pytest.approx(ev["rows"][0]["tau"], abs=1e-3)
 
 
 def test_inr_tasks_train(tmp_path):

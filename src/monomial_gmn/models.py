@@ -2,7 +2,7 @@
 
 >>> from monomial_gmn.models import build_model, list_models
 >>> list_models()
-['gmn', 'monomial', 'np', 'statnn', 'statnn-gbm']
+['gmn', 'invariant-gbm', 'monomial', 'np', 'statnn', 'statnn-gbm']
 >>> model = build_model("statnn", out_dim=1, hidden_dim=64, num_layers=2)
 
 Every model takes the same input, a ParameterGraph ``Batch`` (see :class:`monomial_gmn.ParameterGraph`), and
@@ -16,9 +16,10 @@ name           model                                           readouts         
 ``np``         :class:`monomial_gmn.baselines.NFNNP`           invariant, equivariant    one per batch
 ``statnn``     :class:`monomial_gmn.baselines.StatNN`          invariant                 mixed
 ``statnn-gbm`` :class:`monomial_gmn.baselines.StatNNGBM`       invariant                 mixed
+``invariant-gbm`` :class:`monomial_gmn.features.InvariantGBM`  invariant                 mixed
 =============  ==============================================  ========================  ==================
 
-``statnn-gbm`` is not a torch module: ``model.is_torch_trainable`` is False; fit it with
+``statnn-gbm`` and ``invariant-gbm`` (boosted trees on exactly invariant features) are not torch modules: ``model.is_torch_trainable`` is False; fit it with
 ``model.fit(train_batches, val_data=val_batches)`` instead of an optimiser loop (see its docstring).
 For ``np`` pass ``depth=`` (parametric layers of the zoo's architecture; default 4).
 """
@@ -125,6 +126,12 @@ def _statnn_gbm(out_dim: int, readout: str, hidden_dim: int, num_layers: int, **
     return StatNNGBM(out_dim=out_dim, **kw)
 
 
+def _invariant_gbm(out_dim: int, readout: str, hidden_dim: int, num_layers: int, **kw):
+    from .features import InvariantGBM
+
+    return InvariantGBM(out_dim=out_dim, **kw)
+
+
 register_model("monomial", _monomial, ("invariant", "equivariant"),
                "graph metanetwork exactly equivariant to the monomial group (ours)")
 register_model("gmn", _gmn, ("invariant", "equivariant"),
@@ -135,3 +142,6 @@ register_model("statnn", _statnn, ("invariant",),
                "per-layer weight/bias statistics -> MLP (Unterthiner et al. 2020)")
 register_model("statnn-gbm", _statnn_gbm, ("invariant",),
                "per-layer weight/bias statistics -> scikit-learn gradient-boosted trees", trainable=False)
+register_model("invariant-gbm", _invariant_gbm, ("invariant",),
+               "exactly invariant statistics (canonical and balanced weights, path norms) -> gradient-boosted trees",
+               trainable=False)

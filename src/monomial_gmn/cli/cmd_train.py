@@ -8,7 +8,7 @@ import os
 import sys
 
 TASK_NAMES = ("generalization", "inr-classification", "inr-editing")
-MODELS = ("monomial", "gmn", "statnn", "np", "statnn-gbm")
+MODELS = ("monomial", "gmn", "statnn", "np", "statnn-gbm", "invariant-gbm")
 
 
 def one_line_errors(p: argparse.ArgumentParser) -> argparse.ArgumentParser:

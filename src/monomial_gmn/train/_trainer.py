@@ -48,8 +48,8 @@ from ._tasks import Task, make_task
 __all__ = ["TrainConfig", "train", "evaluate_run", "evaluate_model", "predict_model", "ensemble_run_metrics",
            "open_zoo", "load_run", "MODEL_NAMES", "GBM_MODELS"]
 
-MODEL_NAMES = ("monomial", "gmn", "statnn", "np", "statnn-gbm")
-GBM_MODELS = ("statnn-gbm",)
+MODEL_NAMES = ("monomial", "gmn", "statnn", "np", "statnn-gbm", "invariant-gbm")
+GBM_MODELS = ("statnn-gbm", "invariant-gbm")
 _CKPT_VERSION = 1
 
 
