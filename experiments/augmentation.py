@@ -51,11 +51,12 @@ def git_state() -> dict[str, Any]:
     def git(*args: str) -> str:
         try:
             return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30,
-                                  check=True).stdout.strip()
+                                  check=True).stdout
         except (OSError, subprocess.SubprocessError):
             return ""
-    dirty = [line[3:] for line in git("status", "--porcelain", "--", "src").splitlines() if line]
-    return {"commit": git("rev-parse", "HEAD") or None, "dirty_src": dirty}
+    # porcelain lines are "XY path": the path starts at column 3 (do not strip the output: X may be a space)
+    dirty = [line[3:] for line in git("status", "--porcelain", "--", "src").splitlines() if len(line) > 3]
+    return {"commit": git("rev-parse", "HEAD").strip() or None, "dirty_src": dirty}
 
 
 def parse_list(text: str, cast=float) -> list:
