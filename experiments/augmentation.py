@@ -79,10 +79,10 @@ def fmt(s: tuple[float, float, int]) -> str:
 
 
 def make_table(rows: list[dict], models: list[str], test_levels: list[float], cmd: str, sizes: dict,
-               seeds: int, note: str) -> str:
+               seeds: int, note: str, activation: str = "relu") -> str:
     """Markdown: the two curves of the figure, then the whole train-level × test-level grid, then costs."""
     lines = [f"Command: `{cmd}`", "",
-             f"Generalization prediction on digits-cnn ReLU nets ({sizes['train']} train / {sizes['val']} val / "
+             f"Generalization prediction on digits-cnn {activation} nets ({sizes['train']} train / {sizes['val']} val / "
              f"{sizes['test']} test), test Kendall τ, mean ± std over seeds 0..{seeds - 1}. {note}", "",
              "## Test-time vs train-time augmentation (the figure)", "",
              "test-time: trained at level 0, tested at level k; train-time: trained at level k, tested at level k "
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     note = (f"Models: hidden {a.hidden_dim}, {a.num_layers} layers, {a.epochs} epochs, batch {a.batch_size}, "
             f"AdamW lr {a.lr:g}, weight decay {a.weight_decay:g}; MonomialGMN feature_readout="
             f"{a.feature_readout}.")
-    table = make_table(rows, models, test_levels, command(), sizes, a.seeds, note)
+    table = make_table(rows, models, test_levels, command(), sizes, a.seeds, note, a.activation)
     atomic_write_text(out / "table.md", table)
     plot(rows, models, test_levels, out / "tau_vs_scale.png",
          f"digits-cnn {a.activation} nets: test-time vs train-time scale augmentation")
