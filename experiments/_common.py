@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -72,3 +73,21 @@ def write_meta(out: Path, **extra: Any) -> None:
 
 def load_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def git_state() -> dict[str, Any]:
+    """``commit`` (``git rev-parse HEAD``) and ``dirty_src``: files under src/ that differ from it (the tree is
+    shared, so a run may see uncommitted library edits)."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30,
+                                  check=True).stdout
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    # porcelain lines are "XY path": the path starts at column 3 (do not strip the output: X may be a space)
+    dirty = [line[3:] for line in git("status", "--porcelain", "--", "src").splitlines() if len(line) > 3]
+    return {"commit": git("rev-parse", "HEAD").strip() or None, "dirty_src": dirty}
+
+
+def parse_list(text: str, cast=float) -> list:
+    return [cast(x) for x in text.split(",") if x.strip()]

@@ -32,8 +32,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, ROOT, command, ensure_zoo, load_json, write_meta  # noqa: E402
-from augmentation import git_state, parse_list  # noqa: E402
+from _common import RESULTS, ROOT, command, ensure_zoo, git_state, load_json, parse_list, write_meta  # noqa: E402
 
 FACTORS = ("direction", "depth", "width")
 FIELD = {"direction": "bidirectional", "depth": "num_layers", "width": "hidden_dim"}  # what each factor varies

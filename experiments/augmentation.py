@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,28 +38,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, ROOT, command, ensure_zoo, load_json, write_meta  # noqa: E402
+from _common import RESULTS, ROOT, command, ensure_zoo, git_state, load_json, write_meta  # noqa: E402
 
 MODELS = ("statnn", "gmn", "np", "monomial")
 INVARIANT = ("monomial",)  # exactly invariant under the whole group: train-time augmentation is a no-op
-
-
-def git_state() -> dict[str, Any]:
-    """``commit`` (``git rev-parse HEAD``) and ``dirty_src``: files under src/ that differ from it (the tree is
-    shared, so a run may see uncommitted library edits)."""
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30,
-                                  check=True).stdout
-        except (OSError, subprocess.SubprocessError):
-            return ""
-    # porcelain lines are "XY path": the path starts at column 3 (do not strip the output: X may be a space)
-    dirty = [line[3:] for line in git("status", "--porcelain", "--", "src").splitlines() if len(line) > 3]
-    return {"commit": git("rev-parse", "HEAD").strip() or None, "dirty_src": dirty}
-
-
-def parse_list(text: str, cast=float) -> list:
-    return [cast(x) for x in text.split(",") if x.strip()]
 
 
 def run_metrics(run_dir: Path, model: str, seed: int) -> dict[str, Any]:
