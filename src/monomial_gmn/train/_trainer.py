@@ -479,6 +479,19 @@ def load_run(run: str | os.PathLike) -> tuple[TrainConfig, dict[str, Tensor]]:
     return cfg, saved["model"]
 
 
+def _saved_module(run: str | os.PathLike, cfg: TrainConfig, weights: dict[str, Tensor], task: Task,
+                  zoo: Any) -> nn.Module:
+    """The task module of a finished torch run, rebuilt from its config and loaded with its selected weights."""
+    torch.manual_seed(_mix(cfg.seed, 0xB11D))
+    module = task.wrap(build_backbone(cfg, task, zoo), zoo)
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise ValueError(f"{run}: the saved weights do not fit model '{cfg.model}' "
+                         f"({str(exc).splitlines()[0]})") from None
+    return module
+
+
 def ensemble_run_metrics(runs: list[str | os.PathLike], augments: list[str], zoo: Any = None,
                          split: str = "test", seed: int = 12345) -> dict[str, Any]:
     """Metrics of the mean prediction of several finished runs (e.g. one model trained with seeds 0..K-1) on
@@ -489,7 +502,8 @@ def ensemble_run_metrics(runs: list[str | os.PathLike], augments: list[str], zoo
     """
     if not runs:
         raise ValueError("ensemble_run_metrics needs at least one run")
-    cfgs = [load_run(r)[0] for r in runs]
+    saved = [load_run(r) for r in runs]
+    cfgs = [cfg for cfg, _ in saved]
     task = _task_for(cfgs[0])
     if task.name != "generalization":
         raise ValueError(f"ensembles are for the generalization task, not {task.name!r}")
@@ -499,17 +513,13 @@ def ensemble_run_metrics(runs: list[str | os.PathLike], augments: list[str], zoo
         zoo = open_zoo(cfgs[0].zoo, cfgs[0].activation)
     task.setup(zoo)
     idx = _splits(zoo, cfgs[0])[split]
-    modules = []
     for run, cfg in zip(runs, cfgs):
         if cfg.model in GBM_MODELS:
             raise ValueError(f"{run}: ensembles of boosted-tree runs are not supported")
-        torch.manual_seed(_mix(cfg.seed, 0xB11D))
-        module = task.wrap(build_backbone(cfg, task, zoo), zoo)
-        module.load_state_dict(load_run(run)[1])
-        modules.append((module, cfg))
+    modules = [(_saved_module(run, cfg, weights, task, zoo), cfg) for run, (cfg, weights) in zip(runs, saved)]
     rows = []
     for a in augments:
-        pred = torch.stack([predict_model(m, zoo, task, idx, a, seed, cfg.eval_batch_size) for m, cfg in modules])
+        pred = torch.stack([predict_model(m, zoo, task, idx, a, seed, c.eval_batch_size) for m, c in modules])
         rows.append({"augment": parse_augment(a).label, **task.metrics(pred.mean(0), task.targets(idx))})
     return {"runs": [str(r) for r in runs], "task": task.name, "split": split, "metric": task.metric, "rows": rows}
 
@@ -541,13 +551,7 @@ def evaluate_run(run: str | os.PathLike, augments: list[str], zoo_path: str | No
         for a in augs:
             rows.append({"augment": a.label, **evaluate_gbm(model, zoo, task, idx, a, seed, cfg.eval_batch_size)})
     else:
-        torch.manual_seed(_mix(cfg.seed, 0xB11D))
-        module = task.wrap(build_backbone(cfg, task, zoo), zoo)
-        try:
-            module.load_state_dict(weights)
-        except RuntimeError as exc:
-            raise ValueError(f"{run}: the saved weights do not fit model '{cfg.model}' "
-                             f"({str(exc).splitlines()[0]})") from None
+        module = _saved_module(run, cfg, weights, task, zoo)
         for a in augs:
             rows.append({"augment": a.label,
                          **evaluate_model(module, zoo, task, idx, a, seed, cfg.eval_batch_size)})
