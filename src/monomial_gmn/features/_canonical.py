@@ -139,9 +139,13 @@ def balance(graph: Data, sweeps: int = 40) -> Data:
 
     Shapes: x [N, F], edge_attr [E, K] in and out (ParameterGraph or PyG Batch, mixed architectures).
     """
+    return _balance_canonical(canonicalize(graph), sweeps)
+
+
+def _balance_canonical(canon: Data, sweeps: int = 40) -> Data:
+    """:func:`balance` of a graph that is already the output of :func:`canonicalize` (saves redoing it)."""
     if sweeps < 0:
         raise ValueError(f"balance: sweeps must be >= 0, got {sweeps}")
-    canon = canonicalize(graph)
     x, e = canon.x, canon.edge_attr
     src, dst = canon.edge_index
     sym = canon.sym

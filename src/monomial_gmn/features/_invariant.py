@@ -33,7 +33,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from ..baselines import kernel_window
-from ._canonical import balance, canonicalize
+from ._canonical import _balance_canonical, canonicalize
 from ._segments import STAT_NAMES, segment_stats
 
 __all__ = ["invariant_features", "weight_statistics", "feature_names", "path_norms", "num_features",
@@ -185,7 +185,7 @@ def invariant_features(graph: Data, num_layers: int | None = None, path_norm: bo
     canon = canonicalize(graph)
     table, b, L = _layer_table(canon, num_layers)
     if balanced:
-        bal, _, _ = _layer_table(balance(graph, sweeps), L)
+        bal, _, _ = _layer_table(_balance_canonical(canon, sweeps), L)
         table = torch.cat([table, bal[:, :, 2:]], dim=2)  # the presence flag and size are the same
     parts = [table.reshape(b, -1)]
     if path_norm:
