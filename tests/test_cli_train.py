@@ -13,12 +13,7 @@ from test_train_zoos import make_cnn_zoo, make_inr_zoo
 TINY = ["--epochs", "1", "--batch-size", "8", "--hidden-dim", "8", "--num-layers", "1"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +90,6 @@ def test_compare_writes_results_table_and_plot(tmp_path, zoo, capsys):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
     assert "| statnn |" in capsys.readouterr().out
     # the seed ensemble is the metric of the mean of the seeds' predictions on the very same transformed nets
-    import torch
     from monomial_gmn.train import ensemble_run_metrics, kendall_tau, load_run, make_task, open_zoo, predict_model
     from monomial_gmn.train._trainer import _splits, build_backbone
     runs = [out / "runs" / f"monomial-s{s}" for s in range(2)]
