@@ -8,6 +8,7 @@ from torch_geometric.data import Data
 
 from ..baselines import StatNNGBM
 from ._invariant import feature_names, invariant_features
+from ._probe import make_probes
 
 __all__ = ["InvariantGBM"]
 
@@ -27,6 +28,9 @@ class InvariantGBM(StatNNGBM):
         num_layers: layer slots of the features (see :mod:`monomial_gmn.features`; default 8).
         path_norm: include the 9 path-norm features (default True).
         seed: ``random_state`` of the boosters.
+        probes: append :class:`ProbeFeatures` with this many random probes (default 0: none); needs
+            ``architectures``.
+        architectures: the zoo's architectures (``Architecture`` objects or their JSON dicts) for the probes.
         **gbm_kwargs: scikit-learn options (defaults as StatNNGBM's).
 
     Shapes:
@@ -34,20 +38,26 @@ class InvariantGBM(StatNNGBM):
     """
 
     def __init__(self, out_dim: int = 1, task: str = "regression", num_layers: int = 8, path_norm: bool = True,
-                 seed: int = 0, random_state: int | None = None, **gbm_kwargs):
+                 seed: int = 0, random_state: int | None = None, probes: int = 0,
+                 architectures: list | None = None, **gbm_kwargs):
         super().__init__(out_dim=out_dim, task=task, max_layers=num_layers, seed=seed, random_state=random_state,
                          **gbm_kwargs)
         self.path_norm = path_norm
+        self.probes = make_probes(probes, architectures, "InvariantGBM")
 
     def features(self, data: Data) -> np.ndarray:
         """[B, F] float64 invariant features of one batch (computed in float64)."""
         with torch.no_grad():
             g = data.clone()
             g.x, g.edge_attr = data.x.double(), data.edge_attr.double()
-            return invariant_features(g, self.max_layers, self.path_norm).cpu().numpy()
+            f = invariant_features(g, self.max_layers, self.path_norm)
+            if self.probes is not None:
+                f = torch.cat([f, self.probes(g)], dim=1)
+            return f.cpu().numpy()
 
     def feature_names(self) -> list[str]:
-        return feature_names(self.max_layers, self.path_norm)
+        names = feature_names(self.max_layers, self.path_norm)
+        return names + (self.probes.feature_names() if self.probes is not None else [])
 
     def __repr__(self) -> str:
         fitted = f"{len(self.estimators_)} booster(s)" if self.estimators_ else "unfitted"

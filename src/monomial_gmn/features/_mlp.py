@@ -12,6 +12,7 @@ from ..baselines import RunningStandardize
 from ..baselines._mlp import make_mlp
 from ._cache import FeatureCache
 from ._invariant import invariant_features, num_features
+from ._probe import ProbeFeatures
 
 __all__ = ["InvariantFeatureMLP", "signed_log"]
 
@@ -40,6 +41,8 @@ class InvariantFeatureMLP(nn.Module):
         path_norm: include path-norm features (default True).
         cache: memoise each network's features by an exact digest of its graph (:class:`FeatureCache`), so a
             training run computes them once per network instead of once per epoch (default True).
+        probes: a :class:`ProbeFeatures` whose columns (the networks' outputs on random probes, also exactly
+            invariant) are appended to the invariant features, or None (default).
 
     Shapes:
         batch of B graphs (ParameterGraph or PyG Batch, any architectures) → [B, out_dim].
@@ -49,13 +52,15 @@ class InvariantFeatureMLP(nn.Module):
     """
 
     def __init__(self, out_dim: int, num_layers: int = 8, hidden_dim: int = 64, depth: int = 2,
-                 dropout: float = 0.0, path_norm: bool = True, cache: bool = True):
+                 dropout: float = 0.0, path_norm: bool = True, cache: bool = True,
+                 probes: ProbeFeatures | None = None):
         super().__init__()
         if out_dim < 1 or num_layers < 1 or hidden_dim < 1 or depth < 0:
             raise ValueError(f"InvariantFeatureMLP: need out_dim, num_layers, hidden_dim >= 1 and depth >= 0, got "
                              f"{out_dim}, {num_layers}, {hidden_dim}, {depth}")
         self.out_dim, self.num_layers, self.path_norm = out_dim, num_layers, path_norm
-        self.in_dim = num_features(num_layers, path_norm)
+        self.probes = probes
+        self.in_dim = num_features(num_layers, path_norm) + (probes.num_features if probes is not None else 0)
         self.standardize = RunningStandardize(self.in_dim)
         self.cache = FeatureCache() if cache else None
         self.mlp = make_mlp(self.in_dim, hidden_dim, depth, out_dim, dropout)
@@ -69,7 +74,10 @@ class InvariantFeatureMLP(nn.Module):
     def features(self, data: Data) -> Tensor:
         """[B, F] signed-log invariant features (not standardised), computed without gradients."""
         def compute(d: Data) -> Tensor:
-            return signed_log(invariant_features(d, self.num_layers, self.path_norm))
+            f = invariant_features(d, self.num_layers, self.path_norm)
+            if self.probes is not None:
+                f = torch.cat([f, self.probes(d).to(f.dtype)], dim=1)
+            return signed_log(f)
 
         with torch.no_grad():
             return compute(data) if self.cache is None else self.cache(data, compute)

@@ -51,6 +51,12 @@ class MonomialGMN(nn.Module):
             memory: at hidden 128 on Small-CNN-Zoo graphs, 32 instead of 128 trains about 3.4x more nets per
             CPU-second with 40 % of the activation memory, at a small accuracy cost in a short check
             (experiments/results/bench_layers.md). Pass ``edge_dim=hidden_dim`` for the widest model.
+        probes: add to the feature readout the networks' outputs on this many fixed random probe inputs
+            (:class:`monomial_gmn.features.ProbeFeatures`; exactly invariant because the group does not change
+            a network's function). Default 0 (off); needs ``feature_readout`` and ``architectures``.
+        architectures: the architectures of the networks the model will see (``zoo.archs.values()`` or their
+            JSON dicts) — the probe forward pass needs strides, padding, pooling and activations, which a
+            graph does not record. The trainer fills it in from the zoo.
 
     Shapes:
         batch: PyG ``Batch`` of B ParameterGraphs (or one graph) -> [B, out_dim], or a shallow copy of the
@@ -63,7 +69,7 @@ class MonomialGMN(nn.Module):
     def __init__(self, out_dim: int | None = None, hidden_dim: int = 128, num_layers: int = 4,
                  readout: str = "invariant", bidirectional: bool = False, kernel_radius: int = 3,
                  dropout: float = 0.0, feature_readout: bool = False, feature_slots: int = 8,
-                 edge_dim: int | None = None):
+                 edge_dim: int | None = None, probes: int = 0, architectures: list | None = None):
         super().__init__()
         if readout not in _READOUTS:
             raise ValueError(f"MonomialGMN: readout must be one of {_READOUTS}, got {readout!r}")
@@ -87,13 +93,16 @@ class MonomialGMN(nn.Module):
         self.feature_head: nn.Module | None = None
         if feature_readout and readout != "invariant":
             raise ValueError("MonomialGMN: feature_readout needs readout='invariant'")
+        if probes and not feature_readout:
+            raise ValueError("MonomialGMN: probes are part of the feature readout; pass feature_readout=True")
         if readout == "invariant":
             self.head: nn.Module = InvariantHead(hidden_dim, out_dim, dropout=dropout)
             if feature_readout:
-                from ..features import InvariantFeatureMLP  # lazy: features depends on baselines, which use nn
+                from ..features import InvariantFeatureMLP, make_probes  # lazy: features uses baselines, which use nn
 
                 self.feature_head = InvariantFeatureMLP(out_dim, num_layers=feature_slots, hidden_dim=hidden_dim,
-                                                        dropout=dropout)
+                                                        dropout=dropout,
+                                                        probes=make_probes(probes, architectures, "MonomialGMN"))
         else:
             self.head = EquivariantHead(hidden_dim, edge_dim=edge_dim, kernel_radius=kernel_radius)
 

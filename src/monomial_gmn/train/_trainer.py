@@ -167,6 +167,8 @@ def build_backbone(cfg: TrainConfig, task: Task, zoo: Any) -> Any:
     from ..models import build_model
 
     kwargs = dict(cfg.model_kwargs)
+    if kwargs.get("probes") and "architectures" not in kwargs:  # the probe forward needs the zoo's layer lists
+        kwargs["architectures"] = [a.to_json() for a in getattr(zoo, "archs", {}).values()]
     if cfg.model in GBM_MODELS:
         if not task.supports_gbm:
             raise ValueError(f"model '{cfg.model}' only supports the generalization task, not '{task.name}'")

@@ -1,0 +1,288 @@
+"""Probe features: what each network *computes* on fixed random inputs, read from its parameter graph.
+
+A network's function is unchanged by its monomial group (permuting hidden neurons, scaling a ReLU neuron's
+incoming weights and bias by d > 0 and its outgoing weights by 1/d, flipping the sign of a tanh/sin neuron on
+both sides), so anything computed from its outputs is exactly invariant — up to float rounding, with no
+canonical form or statistics in between. :class:`ProbeFeatures` rebuilds the parameters of every graph of a
+batch *from the graph itself* (through ``edge_index``, so any node order and edge order works), runs all the
+networks of one architecture at once on a fixed bank of random probe inputs, and summarises their outputs.
+
+Random probes, never data: the bank is drawn from a seed (half i.i.d. N(0, 1), half spatially smoothed noise
+for image inputs, uniform on [-1, 1] for coordinate inputs), so no image of any dataset is read.
+
+The forward pass needs what a graph does not hold — strides, padding, pooling, which activation — so the
+module is given the :class:`~monomial_gmn.data.Architecture` list of the zoo (``zoo.archs``) and matches each
+graph to one of them by its neuron layout (layer, role and symmetry of every neuron, and the edge count).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.data import Data
+
+from .._errors import GraphMismatchError
+from ..graph import kernel_side
+
+__all__ = ["ProbeFeatures", "probe_feature_names", "make_probes", "summarize_outputs"]
+
+_GLOBAL = ("abs_mean", "std")
+_SOFTMAX = ("maxprob_mean", "maxprob_std", "entropy_mean", "entropy_std", "margin_mean", "margin_std",
+            "meanprob_max", "meanprob_entropy")
+
+
+def probe_feature_names(out_dim: int) -> list[str]:
+    """Column names of :class:`ProbeFeatures` for networks with ``out_dim`` outputs."""
+    names = [f"probe_out{k}_mean" for k in range(out_dim)] + [f"probe_out{k}_std" for k in range(out_dim)]
+    names += [f"probe_{n}" for n in _GLOBAL]
+    if out_dim >= 2:
+        names += [f"probe_{n}" for n in _SOFTMAX] + [f"probe_prob{k}_mean" for k in range(out_dim)]
+    return names
+
+
+def _smooth(x: Tensor, sigma: float = 1.0) -> Tensor:
+    """Separable Gaussian blur of [P, C, H, W] (reflect-free: zero padding), rescaled to unit std."""
+    r = 3
+    k = torch.arange(-r, r + 1, dtype=x.dtype)
+    k = torch.exp(-k * k / (2 * sigma * sigma))
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, r), groups=c)
+    x = F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(r, 0), groups=c)
+    return x / x.std().clamp_min(1e-12)
+
+
+def _probe_bank(shape: Sequence[int], num: int, seed: int) -> Tensor:
+    """[num, *shape] probe inputs: half N(0, 1); the other half smoothed noise (images) or U[-1, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    half = num // 2
+    gauss = torch.randn(num - half, *shape, generator=g, dtype=torch.float64)
+    if len(shape) == 3:
+        other = _smooth(torch.randn(half, *shape, generator=g, dtype=torch.float64))
+    else:
+        other = torch.rand(half, *shape, generator=g, dtype=torch.float64) * 2 - 1
+    return torch.cat([gauss, other]).float()
+
+
+class _ArchIndex:
+    """One architecture's layout: node codes to match graphs, and where each canonical edge's kernel goes."""
+
+    def __init__(self, arch: Any):
+        spec = arch.spec
+        self.arch, self.spec = arch, spec
+        self.num_nodes, self.num_edges = spec.num_nodes, spec.num_edges
+        self.codes = (spec.layer * 4 + spec.role) * 16 + spec.sym           # [N]
+        src, dst = spec.edge_index
+        self.keys = dst * self.num_nodes + src                             # [E], sorted (canonical order)
+        self.edge_layer = spec.edge_layer
+        self.layer_edges = []     # per layer: canonical edge ids, their (out*n_in + in) position
+        n = self.num_nodes
+        for li, rec in enumerate(spec.layers):
+            ids = torch.nonzero(spec.edge_layer == li).flatten()
+            in_local = torch.full((n,), -1, dtype=torch.long)
+            in_local[rec.in_nodes] = torch.arange(rec.n_in)
+            out_local = torch.full((n,), -1, dtype=torch.long)
+            out_local[rec.out_nodes] = torch.arange(rec.n_out)
+            lin = out_local[dst[ids]] * rec.n_in + in_local[src[ids]]
+            self.layer_edges.append((ids, lin))
+        offsets, off = {}, 0
+        for name, shape in spec.params:
+            offsets[name] = off
+            off += math.prod(shape)
+        self.offsets = offsets
+
+    def same_layout(self, other: "_ArchIndex") -> bool:
+        return (self.num_nodes == other.num_nodes and self.num_edges == other.num_edges
+                and torch.equal(self.codes, other.codes))
+
+    def flat_params(self, x: Tensor, edge_attr: Tensor, src: Tensor, dst: Tensor, where: str) -> Tensor:
+        """[G, P] flat parameters (spec order) of G graphs of this layout.
+
+        x: [G, N] biases; edge_attr: [G, E, S*S]; src, dst: [G, E] local node ids of each graph's edges.
+        """
+        g = x.shape[0]
+        dev = x.device
+        table = self.keys.to(dev)
+        keys = dst * self.num_nodes + src
+        pos = torch.searchsorted(table, keys.contiguous()).clamp_max(self.num_edges - 1)
+        ok = table[pos] == keys
+        if g and (not bool(ok.all()) or not torch.equal(torch.sort(pos, dim=1).values,
+                                                         torch.arange(self.num_edges, device=dev).expand(g, -1))):
+            raise GraphMismatchError(f"{where}: the graph's edges are not those of architecture "
+                                     f"'{self.arch.name}' (each of its (input, output) neuron pairs exactly once)")
+        canon = torch.empty_like(edge_attr)
+        canon.scatter_(1, pos.unsqueeze(-1).expand_as(edge_attr), edge_attr)
+        s = kernel_side(edge_attr)
+        flat = x.new_zeros(g, self.spec.num_params)
+        for (ids, lin), rec in zip(self.layer_edges, self.spec.layers):
+            ids = ids.to(dev)
+            kh, kw = rec.kernel2d
+            top, left = (s - kh) // 2, (s - kw) // 2
+            ker = canon[:, ids].reshape(g, -1, s, s)[:, :, top:top + kh, left:left + kw]
+            w = ker.new_empty(g, rec.n_out * rec.n_in, kh * kw)
+            w[:, lin.to(dev)] = ker.reshape(g, -1, kh * kw)
+            off = self.offsets[rec.weight]
+            flat[:, off:off + w[0].numel()] = w.reshape(g, -1)
+            if rec.bias is not None:
+                off = self.offsets[rec.bias]
+                flat[:, off:off + rec.n_out] = x[:, rec.out_nodes.to(dev)]
+        return flat
+
+
+class ProbeFeatures(nn.Module):
+    r"""Summaries of every network's outputs on a fixed bank of random probes (exactly invariant).
+
+    For network :math:`f` with K outputs and probes :math:`x_1..x_P`, with :math:`o_p = f(x_p)`:
+    per output k the mean and std of :math:`o_{p,k}` over probes; the mean :math:`|o|` and the std of all
+    outputs; and for K ≥ 2, of :math:`q_p = \mathrm{softmax}(o_p)`: the mean/std over probes of the top
+    probability, the entropy and the top-two logit margin, the largest and the entropy of
+    :math:`\bar q = \mathrm{mean}_p q_p`, and :math:`\bar q` itself. ``3K + 10`` columns (``2K + 2`` for K = 1).
+
+    Transformation law: invariant. The monomial group of a network (b_i → d_i b_i,
+    W[i, j] → d_i W[i, j] / d_j, hidden neurons permuted) does not change the function it computes, so
+    ``probes(g·G) == probes(G)`` up to float rounding (the tests check relative error ≤ 1e-5 in fp32).
+
+    Args:
+        architectures: the architectures whose graphs this module will see (``Architecture`` objects or their
+            ``to_json()`` dicts, e.g. ``zoo.archs.values()``); all with the same number of outputs, and no
+            two with the same neuron layout (the graph could not tell which one it is).
+        num_probes: probes per input shape (default 128).
+        seed: seed of the probe bank (default 0).
+
+    Shapes:
+        batch of B graphs (ParameterGraph or PyG Batch, any mix of the given architectures) → [B, F],
+        F = :attr:`num_features`.
+    """
+
+    def __init__(self, architectures: Iterable[Any], num_probes: int = 128, seed: int = 0):
+        super().__init__()
+        from ..data._arch import Architecture  # lazy: data imports the graph package, features is imported by nn
+
+        archs = [a if isinstance(a, Architecture) else Architecture.from_json(a, where="architectures")
+                 for a in architectures]
+        if not archs:
+            raise ValueError("ProbeFeatures: needs at least one architecture")
+        if num_probes < 2:
+            raise ValueError(f"ProbeFeatures: num_probes must be >= 2, got {num_probes}")
+        self.num_probes, self.seed = int(num_probes), int(seed)
+        self.index = [_ArchIndex(a) for a in archs]
+        outs = set()
+        for ix in self.index:
+            outs.add(int(ix.spec.layers[-1].n_out))
+        if len(outs) != 1:
+            raise ValueError(f"ProbeFeatures: the architectures have different output counts {sorted(outs)}; "
+                             "their features would not line up")
+        self.out_dim = outs.pop()
+        for i, a in enumerate(self.index):
+            for b in self.index[:i]:
+                if a.same_layout(b):
+                    raise ValueError(f"ProbeFeatures: architectures '{b.arch.name}' and '{a.arch.name}' have the "
+                                     "same neuron layout, so their graphs cannot be told apart")
+        shapes = sorted({tuple(a.input_shape) for a in archs})
+        self._shape_slot = {s: i for i, s in enumerate(shapes)}
+        for i, s in enumerate(shapes):
+            self.register_buffer(f"bank{i}", _probe_bank(s, self.num_probes, self.seed + 7919 * i))
+        self.architectures = [a.to_json() for a in archs]
+
+    @property
+    def num_features(self) -> int:
+        return len(probe_feature_names(self.out_dim))
+
+    def feature_names(self) -> list[str]:
+        return probe_feature_names(self.out_dim)
+
+    def _bank(self, arch: Any) -> Tensor:
+        return getattr(self, f"bank{self._shape_slot[tuple(arch.input_shape)]}")
+
+    def outputs(self, data: Data) -> Tensor:
+        """[B, P, K] outputs of each network of the batch on the probe bank (dtype of ``data.x``).
+
+        The forward pass runs in float64 whatever the graph's dtype, so rounding inside it does not add
+        to the invariance error of float32 inputs (a rescaled float32 graph differs from the original
+        by the rounding of its stored weights only)."""
+        return self._outputs64(data).to(data.x.dtype)
+
+    def _outputs64(self, data: Data) -> Tensor:
+        from ..data._functional import stacked_forward
+
+        x_all, ei = data.x, data.edge_index
+        n = x_all.shape[0]
+        batch = getattr(data, "batch", None)
+        if batch is None:
+            batch = torch.zeros(n, dtype=torch.long, device=x_all.device)
+        b = int(batch.max()) + 1 if n else 0
+        b = max(b, int(getattr(data, "num_graphs", b) or b))
+        node_count = torch.bincount(batch, minlength=b)
+        node_start = torch.cumsum(node_count, 0) - node_count
+        egraph = batch[ei[1]]
+        order = torch.argsort(egraph, stable=True)
+        edge_count = torch.bincount(egraph, minlength=b)
+        edge_start = torch.cumsum(edge_count, 0) - edge_count
+        codes = ((data.layer * 4 + data.role) * 16 + data.sym)
+        out = x_all.new_zeros(b, self.num_probes, self.out_dim, dtype=torch.float64)
+        done = torch.zeros(b, dtype=torch.bool, device=x_all.device)
+        dev = x_all.device
+        for ix in self.index:
+            cand = torch.nonzero((node_count == ix.num_nodes) & (edge_count == ix.num_edges)).flatten()
+            if cand.numel() == 0:
+                continue
+            nodes = node_start[cand].unsqueeze(1) + torch.arange(ix.num_nodes, device=dev)  # [G, N]
+            match = (codes[nodes] == ix.codes.to(dev)).all(1)
+            cand, nodes = cand[match], nodes[match]
+            if cand.numel() == 0:
+                continue
+            edges = order[edge_start[cand].unsqueeze(1) + torch.arange(ix.num_edges, device=dev)]  # [G, E]
+            start = node_start[cand].unsqueeze(1)
+            src, dst = ei[0][edges] - start, ei[1][edges] - start
+            where = f"graph {int(cand[0])} of the batch" if cand.numel() == 1 else \
+                f"graphs {int(cand[0])}.. of the batch"
+            flat = ix.flat_params(x_all[nodes, 0].double(), data.edge_attr[edges].double(), src, dst, where)
+            probes = self._bank(ix.arch).to(dtype=flat.dtype, device=flat.device)
+            out[cand] = stacked_forward(ix.arch, ix.arch.unflatten(flat), probes)
+            done[cand] = True
+        if not bool(done.all()):
+            bad = int(torch.nonzero(~done)[0])
+            names = ", ".join(a.arch.name for a in self.index)
+            raise GraphMismatchError(f"graph {bad} of the batch matches none of the probe architectures ({names}): "
+                                     "the probe readout can only run networks of the architectures it was given")
+        return out
+
+    def forward(self, data: Data) -> Tensor:
+        with torch.no_grad():
+            return summarize_outputs(self._outputs64(data)).to(data.x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"archs={[a.arch.name for a in self.index]}, probes={self.num_probes}, out={self.out_dim}"
+
+
+def summarize_outputs(o: Tensor) -> Tensor:
+    """[B, P, K] outputs → [B, F] summaries (column order of :func:`probe_feature_names`)."""
+    k = o.shape[-1]
+    cols = [o.mean(1), o.std(1), o.abs().mean((1, 2)).unsqueeze(1), o.flatten(1).std(1).unsqueeze(1)]
+    if k >= 2:
+        logp = o.log_softmax(-1)
+        p = logp.exp()
+        top = p.max(-1).values
+        ent = -(p * logp).sum(-1)
+        srt = o.topk(2, dim=-1).values
+        margin = srt[..., 0] - srt[..., 1]
+        pm = p.mean(1)
+        pm_ent = -(pm * pm.clamp_min(1e-30).log()).sum(-1)
+        for t in (top, ent, margin):
+            cols += [t.mean(1, keepdim=True), t.std(1, keepdim=True)]
+        cols += [pm.max(-1, keepdim=True).values, pm_ent.unsqueeze(1), pm]
+    return torch.cat(cols, 1)
+
+
+def make_probes(num_probes: int, architectures: Iterable[Any] | None, owner: str) -> ProbeFeatures | None:
+    """A :class:`ProbeFeatures` for a model option ``probes=num_probes`` (None when 0); names ``owner`` in errors."""
+    if not num_probes:
+        return None
+    if not architectures:
+        raise ValueError(f"{owner}: probes={num_probes} needs the zoo's architectures (architectures=[...]; the "
+                         "trainer passes zoo.archs)")
+    return ProbeFeatures(architectures, num_probes=int(num_probes))

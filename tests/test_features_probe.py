@@ -1,0 +1,172 @@
+"""ProbeFeatures: networks' outputs on random probes, rebuilt from the graph, exactly invariant."""
+
+import numpy as np
+import pytest
+import torch
+
+import monomial_gmn as mg
+from monomial_gmn._errors import GraphMismatchError
+from monomial_gmn.data import Architecture, digits_cnn_architecture, siren_architecture
+from monomial_gmn.features import InvariantFeatureMLP, InvariantGBM, ProbeFeatures, probe_feature_names
+from monomial_gmn.nn import MonomialGMN
+from monomial_gmn.testing import assert_equivariant
+
+_ACTS = ("relu", "tanh", "leaky_relu", "sine", "gelu", "identity")
+
+
+def _random_arch(seed: int, out: int = 4) -> Architecture:
+    """A random Sequential-as-data: an MLP, a CNN with global pooling, or a CNN read by a Linear over its map."""
+    rng = np.random.default_rng(seed)
+    kind = ["mlp", "gap", "flat"][seed % 3]
+    act = lambda: [str(rng.choice(_ACTS)), {}]  # noqa: E731
+    layers = []
+    if kind == "mlp":
+        width = int(rng.integers(2, 6))
+        shape, c = [width], width
+        for _ in range(int(rng.integers(1, 4))):
+            w = int(rng.integers(2, 7))
+            layers += [["linear", {"in": c, "out": w}], act()]
+            c = w
+        layers.append(["linear", {"in": c, "out": out}])
+        return Architecture(f"rand{seed}", layers, shape)
+    side = int(rng.integers(5, 9))
+    c_in = int(rng.integers(1, 3))
+    c, s = c_in, side
+    for _ in range(int(rng.integers(1, 3))):
+        k, st = int(rng.choice([1, 3])), int(rng.choice([1, 2]))
+        pad = k // 2 if rng.random() < 0.7 else 0
+        w = int(rng.integers(2, 5))
+        layers += [["conv2d", {"in": c, "out": w, "kernel": k, "stride": st, "padding": pad}], act()]
+        c, s = w, (s + 2 * pad - k) // st + 1
+    if kind == "gap":
+        layers += [["gap", {}], ["flatten", {}], ["linear", {"in": c, "out": out}]]
+    else:
+        layers += [["flatten", {}], ["linear", {"in": c * s * s, "out": out}]]
+    return Architecture(f"rand{seed}", layers, [c_in, side, side])
+
+
+def _batch(archs, per_arch=2, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    graphs, flats = [], []
+    for a in archs:
+        for _ in range(per_arch):
+            flat = torch.randn(a.num_params, generator=g, dtype=torch.float64).to(dtype)
+            graphs.append(a.spec.graph(flat))
+            flats.append((a, flat))
+    return mg.batch_graphs(graphs), flats
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_outputs_are_the_real_networks_outputs(seed):
+    archs = [_random_arch(seed), _random_arch(seed + 100)]
+    pf = ProbeFeatures(archs, num_probes=16, seed=seed)
+    batch, flats = _batch(archs, dtype=torch.float64)
+    out = pf.outputs(batch)
+    assert out.shape == (len(flats), 16, 4)
+    for i, (a, flat) in enumerate(flats):
+        net, state = a.build().double(), a.unflatten(flat)     # the torch module itself, in float64
+        with torch.no_grad():
+            for name, p in net.named_parameters():
+                p.copy_(state[name])
+            want = net(pf._bank(a).double())
+        torch.testing.assert_close(out[i], want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_invariant_under_random_group_elements(seed, dtype):
+    archs = [_random_arch(seed), _random_arch(seed + 50)]
+    pf = ProbeFeatures(archs, num_probes=32)
+    batch, _ = _batch(archs, per_arch=2, seed=seed, dtype=dtype)
+    errs = assert_equivariant(pf, batch, mode="invariant", max_scale=100.0, n_random=3,
+                              generator=torch.Generator().manual_seed(seed))
+    assert len(errs) == 8
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+def test_invariant_on_digits_cnn_with_papers_factors(act):
+    """U[1, 10^4] on every ReLU neuron (the paper's hardest level), signs on tanh: fp32 within 1e-5."""
+    arch = digits_cnn_architecture(act)
+    pf = ProbeFeatures([arch], num_probes=64)
+    batch, _ = _batch([arch], per_arch=3, seed=1)
+    group = mg.MonomialGroup(batch)
+    gen = torch.Generator().manual_seed(0)
+    elements = [(f"U[1,1e4] #{i}", group.sample(generator=gen, scale_range=(1.0, 1e4), distribution="uniform"))
+                for i in range(3)]
+    assert_equivariant(pf, batch, elements=elements, mode="invariant")
+
+
+def test_order_of_edges_and_nodes_does_not_matter():
+    """Parameters are read through edge_index: shuffling the edge list of a graph changes nothing."""
+    arch = digits_cnn_architecture("relu")
+    pf = ProbeFeatures([arch], num_probes=8)
+    batch, _ = _batch([arch], per_arch=2)
+    ref = pf(batch)
+    perm = torch.randperm(batch.edge_index.shape[1], generator=torch.Generator().manual_seed(0))
+    shuffled = batch.clone()
+    shuffled.edge_index, shuffled.edge_attr = batch.edge_index[:, perm], batch.edge_attr[perm]
+    shuffled.edge_layer = batch.edge_layer[perm]
+    torch.testing.assert_close(pf(shuffled), ref)
+
+
+def test_sensitive_to_the_function_and_not_a_symmetry_proof_statistic():
+    """Changing one weight changes the features; so does a rescaling that is NOT in the group (an input)."""
+    arch = digits_cnn_architecture("relu")
+    pf = ProbeFeatures([arch], num_probes=32)
+    batch, _ = _batch([arch], per_arch=1)
+    ref = pf(batch)
+    bumped = batch.clone()
+    bumped.edge_attr = batch.edge_attr.clone()
+    bumped.edge_attr[0, 4] += 1.0
+    assert not torch.allclose(pf(bumped), ref)
+    outside = batch.clone()
+    outside.x = batch.x * 3.0                       # biases alone: not a group element
+    with pytest.raises(AssertionError):
+        assert_equivariant(lambda d: pf(outside if d is batch else d), batch, n_random=1)
+
+
+def test_mixed_batch_and_feature_names():
+    archs = [digits_cnn_architecture("relu"), digits_cnn_architecture("tanh"), digits_cnn_architecture("relu", "flat")]
+    pf = ProbeFeatures([a.to_json() for a in archs], num_probes=8)
+    batch, _ = _batch(archs, per_arch=2)
+    f = pf(batch)
+    assert f.shape == (6, pf.num_features) == (6, len(probe_feature_names(10)))
+    assert torch.isfinite(f).all()
+    assert len(probe_feature_names(1)) == 4                 # regression outputs: no softmax columns
+
+
+def test_siren_coordinate_probes():
+    arch = siren_architecture((2, 8, 8, 1))
+    pf = ProbeFeatures([arch], num_probes=16)
+    batch, _ = _batch([arch], per_arch=2, dtype=torch.float64)
+    assert pf(batch).shape == (2, 4)
+    assert_equivariant(pf, batch, n_random=2)
+
+
+def test_errors_name_what_is_wrong():
+    relu = digits_cnn_architecture("relu")
+    pf = ProbeFeatures([relu], num_probes=8)
+    batch, _ = _batch([digits_cnn_architecture("tanh")], per_arch=1)
+    with pytest.raises(GraphMismatchError, match="matches none of the probe architectures.*cnn-gap-relu"):
+        pf(batch)
+    same = Architecture("twin", relu.layers, [1, 12, 12])     # other input size, same neuron layout
+    with pytest.raises(ValueError, match="same neuron layout"):
+        ProbeFeatures([relu, same])
+    with pytest.raises(ValueError, match="output counts"):
+        ProbeFeatures([relu, siren_architecture()])
+    with pytest.raises(ValueError, match="needs the zoo's architectures"):
+        MonomialGMN(out_dim=1, feature_readout=True, probes=8)
+    with pytest.raises(ValueError, match="feature_readout=True"):
+        MonomialGMN(out_dim=1, probes=8, architectures=[relu])
+    with pytest.raises(ValueError, match="needs the zoo's architectures"):
+        InvariantGBM(probes=8)
+
+
+def test_monomial_gmn_with_probe_readout_is_invariant(dtype):
+    archs = [digits_cnn_architecture("relu"), digits_cnn_architecture("tanh")]
+    torch.manual_seed(0)
+    model = MonomialGMN(out_dim=2, hidden_dim=8, num_layers=1, feature_readout=True, feature_slots=4, probes=16,
+                        architectures=[a.to_json() for a in archs]).to(dtype).eval()
+    batch, _ = _batch(archs, per_arch=2, dtype=dtype)
+    model.fit_normalizer(batch)
+    assert model.feature_head.in_dim > InvariantFeatureMLP(2, num_layers=4).in_dim
+    assert_equivariant(model, batch, n_random=2, generator=torch.Generator().manual_seed(1))
