@@ -157,3 +157,33 @@ def test_eval_on_an_inr_zoo_mismatch(tmp_path, zoo, capsys):
                  "--quiet", *TINY]) == 0
     err = _one_line_error(capsys, ["eval", str(run), "--zoo", str(inr)])
     assert "needs a cnn zoo" in err
+
+
+def test_train_with_probe_readout_then_eval_under_rescaling(tmp_path, zoo, capsys):
+    """--model-kwargs reaches MonomialGMN; the trainer hands the zoo's architectures to the probe readout, a
+    saved run is rebuilt with them, and its predictions do not move under the group (eval on rescaled nets)."""
+    run = tmp_path / "probe"
+    assert main(["train", "--zoo", str(zoo), "--task", "generalization", "--model", "monomial", "--out", str(run),
+                 "--quiet", *TINY, "--model-kwargs", '{"feature_readout": true, "feature_slots": 4, "probes": 16}']) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["model_kwargs"]["probes"] == 16
+    state = torch.load(run / "model.pt", weights_only=True)
+    assert any(k.endswith("probes.bank0") for k in state["model"])
+    capsys.readouterr()
+    assert main(["eval", str(run), "--augment", "none,scale:1000,sign"]) == 0
+    rows = json.loads((run / "eval.json").read_text())["rows"]
+    assert rows[0]["tau"] == pytest.approx(rows[1]["tau"], abs=1e-6) == pytest.approx(rows[2]["tau"], abs=1e-6)
+    assert rows[0]["mse"] == pytest.approx(rows[1]["mse"], rel=1e-4)
+
+
+@pytest.mark.parametrize("value, needle", [("{not json", "not valid JSON"), ("[1, 2]", "expected a JSON object")])
+def test_model_kwargs_must_be_a_json_object(tmp_path, zoo, capsys, value, needle):
+    err = _one_line_error(capsys, ["train", "--zoo", str(zoo), "--task", "generalization", "--model", "monomial",
+                                   "--out", str(tmp_path / "r"), "--model-kwargs", value])
+    assert needle in err and "--model-kwargs" in err
+
+
+def test_model_kwargs_unknown_option_is_one_line(tmp_path, zoo, capsys):
+    err = _one_line_error(capsys, ["train", "--zoo", str(zoo), "--task", "generalization", "--model", "gmn",
+                                   "--out", str(tmp_path / "r"), *TINY, "--model-kwargs", '{"probes": 8}'])
+    assert "model 'gmn' has no option 'probes'" in err

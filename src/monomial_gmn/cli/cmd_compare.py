@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                "      --augment-levels 0,1,2,3,4 --out cmp/ --seeds 3\n"
                "  monomial-gmn compare --zoo zoo/ --task generalization --models monomial,statnn-gbm \\\n"
                "      --activation tanh --out cmp_tanh/\n"
-               "Re-running with the same --out reuses the finished runs in DIR/runs/.")
+               "Re-running with the same --out reuses the finished runs in DIR/runs/.\n"
+               "--model-kwargs goes to every model of --models (compare one model's options per call).")
     p.add_argument("--zoo", required=True, help="zoo directory or file")
     p.add_argument("--task", required=True, help=f"one of: {', '.join(TASK_NAMES)}")
     p.add_argument("--models", default="monomial,gmn,statnn", help="comma-separated (default: monomial,gmn,statnn)")
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
                            augment=args.train_augment)
     cfg.validate()
     keep = ("epochs", "batch_size", "lr", "weight_decay", "hidden_dim", "num_layers", "patience", "edit",
-            "device", "augment")
+            "device", "augment", "model_kwargs")
     compare(args.zoo, args.task, models, levels, args.out, seeds=args.seeds, activation=args.activation,
             progress=not args.quiet, **{k: getattr(cfg, k) for k in keep})
     out = Path(args.out)

@@ -37,6 +37,19 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--edit", choices=("dilate", "contrast"), default="dilate",
                    help="inr-editing target transformation (default: dilate)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
+    p.add_argument("--model-kwargs", type=_json_object, default={}, metavar="JSON",
+                   help="model options as a JSON object, e.g. '{\"feature_readout\": true, \"probes\": 128}' for "
+                        "MonomialGMN's invariant-feature and probe readout (default: {})")
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg} at character {exc.pos})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"probes\": 128}}', got {text!r}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,6 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                "  monomial-gmn train --zoo zoo/ --task generalization --model gmn --augment 2 --out runs/g0\n"
                "  monomial-gmn train --zoo zoo/ --task generalization --model monomial --out runs/m0 --resume\n"
                "  monomial-gmn train --zoo zoo/ --task generalization --model statnn --activation tanh --out r\n"
+               "  monomial-gmn train --zoo zoo/ --task generalization --model monomial --out runs/p0 \\\n"
+               "      --model-kwargs '{\"feature_readout\": true, \"probes\": 128}'   # + invariant features, probes\n"
                "  torchrun --nproc_per_node=2 -m monomial_gmn.cli train --zoo zoo/ --task generalization \\\n"
                "      --model monomial --out runs/ddp      # same entry point, DistributedDataParallel\n"
                "--augment: none, a level k (factors U[1, 10^k] on ReLU neurons, random signs on tanh/sin\n"
@@ -76,7 +91,8 @@ def config_from_args(args: argparse.Namespace, **over):
 
     fields = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                   hidden_dim=args.hidden_dim, num_layers=args.num_layers, patience=args.patience,
-                  activation=args.activation, edit=args.edit, device=args.device)
+                  activation=args.activation, edit=args.edit, device=args.device,
+                  model_kwargs=dict(args.model_kwargs))
     fields.update(over)
     return TrainConfig(**fields)
 

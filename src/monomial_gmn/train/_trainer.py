@@ -173,13 +173,24 @@ def build_backbone(cfg: TrainConfig, task: Task, zoo: Any) -> Any:
         if not task.supports_gbm:
             raise ValueError(f"model '{cfg.model}' only supports the generalization task, not '{task.name}'")
         kwargs.setdefault("seed", cfg.seed)
-        return build_model(cfg.model, out_dim=task.out_dim, **kwargs)
+        try:
+            return build_model(cfg.model, out_dim=task.out_dim, **kwargs)
+        except TypeError as exc:
+            if "unexpected keyword argument" not in str(exc):
+                raise
+            raise ValueError(f"model '{cfg.model}': {exc}") from None
     if cfg.model == "np":  # NFN-NP needs the number of parametric layers of the zoo's architecture
         archs = getattr(zoo, "archs", {})
         if archs:
             kwargs.setdefault("depth", max(len(a.spec.layers) for a in archs.values()))
-    return build_model(cfg.model, out_dim=task.out_dim, readout=task.readout, hidden_dim=cfg.hidden_dim,
-                       num_layers=cfg.num_layers, **kwargs)
+    try:
+        return build_model(cfg.model, out_dim=task.out_dim, readout=task.readout, hidden_dim=cfg.hidden_dim,
+                           num_layers=cfg.num_layers, **kwargs)
+    except TypeError as exc:  # an option the model's constructor does not take
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        bad = str(exc).split("unexpected keyword argument")[-1].strip(" '\"")
+        raise ValueError(f"model '{cfg.model}' has no option '{bad}' (model_kwargs {sorted(cfg.model_kwargs)})") from None
 
 
 def _task_for(cfg: TrainConfig) -> Task:
