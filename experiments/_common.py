@@ -91,3 +91,18 @@ def git_state() -> dict[str, Any]:
 
 def parse_list(text: str, cast=float) -> list:
     return [cast(x) for x in text.split(",") if x.strip()]
+
+
+def parse_extra_model(spec: str) -> tuple[str, str, dict[str, Any]]:
+    """``NAME:MODEL:JSON`` (an ``--extra-model`` value) → (name, registered model, build_model keyword args)."""
+    parts = spec.split(":", 2)
+    if len(parts) != 3:
+        raise SystemExit(f"--extra-model {spec!r}: expected NAME:MODEL:JSON")
+    name, model, kw = parts
+    try:
+        kwargs = json.loads(kw)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"--extra-model {spec!r}: the options are not valid JSON ({exc.msg})") from None
+    if not isinstance(kwargs, dict):
+        raise SystemExit(f"--extra-model {spec!r}: the options must be a JSON object")
+    return name, model, kwargs

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, ROOT, ensure_zoo, load_json, write_meta  # noqa: E402
+from _common import RESULTS, ROOT, ensure_zoo, load_json, parse_extra_model, write_meta  # noqa: E402
 
 NN_MODELS = ("statnn-gbm", "statnn", "gmn", "np", "monomial")
 BASELINES = ("statnn-gbm", "statnn", "gmn", "np")
@@ -201,12 +201,12 @@ def main(argv: list[str] | None = None) -> int:
                            weight_decay=a.weight_decay, hidden_dim=a.hidden_dim, num_layers=a.num_layers,
                            patience=a.patience, augment=a.train_augment)
         for spec in a.extra_model:
-            name, model, kw = spec.split(":", 2)
+            name, model, kw = parse_extra_model(spec)
             extra = compare(str(zoo_path), "generalization", [model], levels, run_dir / name, seeds=a.seeds,
                             activation=act, progress=not a.quiet, zoo_obj=zoo, epochs=a.epochs,
                             batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, hidden_dim=a.hidden_dim,
                             num_layers=a.num_layers, patience=a.patience, augment=a.train_augment,
-                            model_kwargs=json.loads(kw))
+                            model_kwargs=kw)
             for r in extra:
                 r["model"] = name
             rows += extra

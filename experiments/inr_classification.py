@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, ROOT, ensure_zoo, write_meta  # noqa: E402
+from _common import RESULTS, ROOT, ensure_zoo, parse_extra_model, write_meta  # noqa: E402
 
 TRAIN_SETS = ("single", "copies")
 TRAIN_SET_LABELS = {"single": "one INR per image", "copies": "+ extra fitted copy per training image"}
@@ -211,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=0, help="use only the INRs of the first N images (0: all)")
     p.add_argument("--train-sets", default=",".join(TRAIN_SETS))
     p.add_argument("--models", default="statnn,gmn,np,monomial")
+    p.add_argument("--extra-model", action="append", default=[], metavar="NAME:MODEL:JSON",
+                   help="also run a registered MODEL with build_model keyword arguments JSON, reported as NAME, e.g. "
+                        "'monomial+probe:monomial:{\"feature_readout\": true, \"probes\": 256, "
+                        "\"probe_outputs\": \"raw\"}'")
     p.add_argument("--invariant-gbm", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--references", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--levels", default="0,1")
@@ -262,6 +266,12 @@ def main(argv: list[str] | None = None) -> int:
                            progress=not a.quiet, zoo_obj=view, epochs=epochs, hidden_dim=a.hidden_dim,
                            num_layers=a.num_layers, lr=a.lr)
             rows += [{**r, "train_set": s} for r in part]
+        for spec in a.extra_model:
+            name, model, kw = parse_extra_model(spec)
+            part = compare(str(zoo_path), "inr-classification", [model], levels, Path(a.runs) / s / name,
+                           seeds=a.seeds, progress=not a.quiet, zoo_obj=view, epochs=epochs, hidden_dim=a.hidden_dim,
+                           num_layers=a.num_layers, lr=a.lr, model_kwargs=kw)
+            rows += [{**r, "model": name, "train_set": s} for r in part]
         if a.invariant_gbm:
             rows += invariant_gbm_rows(view, levels, a.seeds, EVAL_SEED, s)
         if a.references:
@@ -276,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         else str(zoo_path)
     write_meta(out, zoo=zoo_rel, zoo_nets=len(zoo), zoo_seed=a.zoo_seed, zoo_options=zoo.meta.get("config"),
                split_sizes=sizes, seeds=a.seeds, levels=levels, train_sets=train_sets,
-               models=models + (["invariant-gbm"] if a.invariant_gbm else []),
+               models=models + [x.split(":", 1)[0] for x in a.extra_model]
+               + (["invariant-gbm"] if a.invariant_gbm else []), extra_models=a.extra_model,
                settings={**{k: getattr(a, k) for k in ("epochs", "hidden_dim", "num_layers", "lr", "threads")},
                          "epochs_copies": max(1, a.epochs // copies)},
                wall_seconds=round(time.perf_counter() - t0, 1))

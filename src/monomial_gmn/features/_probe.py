@@ -30,6 +30,7 @@ from ..graph import kernel_side
 
 __all__ = ["ProbeFeatures", "probe_feature_names", "make_probes", "summarize_outputs"]
 
+_OUTPUT_MODES = ("summary", "raw", "both")
 _GLOBAL = ("abs_mean", "std")
 _SOFTMAX = ("maxprob_mean", "maxprob_std", "entropy_mean", "entropy_std", "margin_mean", "margin_std",
             "meanprob_max", "meanprob_entropy")
@@ -141,6 +142,9 @@ class ProbeFeatures(nn.Module):
     outputs; and for K ≥ 2, of :math:`q_p = \mathrm{softmax}(o_p)`: the mean/std over probes of the top
     probability, the entropy and the top-two logit margin, the largest and the entropy of
     :math:`\bar q = \mathrm{mean}_p q_p`, and :math:`\bar q` itself. ``3K + 10`` columns (``2K + 2`` for K = 1).
+    ``outputs="raw"`` gives the P·K outputs themselves instead (the probe bank is fixed, so column p·K + k always
+    means output k on probe p) — what an INR classifier wants: an INR's outputs at fixed coordinates are samples
+    of its image; ``"both"`` gives the summaries then the raw outputs.
 
     Transformation law: invariant. The monomial group of a network (b_i → d_i b_i,
     W[i, j] → d_i W[i, j] / d_j, hidden neurons permuted) does not change the function it computes, so
@@ -152,13 +156,14 @@ class ProbeFeatures(nn.Module):
             two with the same neuron layout (the graph could not tell which one it is).
         num_probes: probes per input shape (default 128).
         seed: seed of the probe bank (default 0).
+        outputs: ``"summary"`` (default), ``"raw"`` or ``"both"`` (see above).
 
     Shapes:
         batch of B graphs (ParameterGraph or PyG Batch, any mix of the given architectures) → [B, F],
         F = :attr:`num_features`.
     """
 
-    def __init__(self, architectures: Iterable[Any], num_probes: int = 128, seed: int = 0):
+    def __init__(self, architectures: Iterable[Any], num_probes: int = 128, seed: int = 0, outputs: str = "summary"):
         super().__init__()
         from ..data._arch import Architecture  # lazy: data imports the graph package, features is imported by nn
 
@@ -168,7 +173,9 @@ class ProbeFeatures(nn.Module):
             raise ValueError("ProbeFeatures: needs at least one architecture")
         if num_probes < 2:
             raise ValueError(f"ProbeFeatures: num_probes must be >= 2, got {num_probes}")
-        self.num_probes, self.seed = int(num_probes), int(seed)
+        if outputs not in _OUTPUT_MODES:
+            raise ValueError(f"ProbeFeatures: outputs must be one of {_OUTPUT_MODES}, got {outputs!r}")
+        self.num_probes, self.seed, self.mode = int(num_probes), int(seed), outputs
         self.index = [_ArchIndex(a) for a in archs]
         outs = set()
         for ix in self.index:
@@ -190,10 +197,12 @@ class ProbeFeatures(nn.Module):
 
     @property
     def num_features(self) -> int:
-        return len(probe_feature_names(self.out_dim))
+        return len(self.feature_names())
 
     def feature_names(self) -> list[str]:
-        return probe_feature_names(self.out_dim)
+        raw = [f"probe{p}_out{k}" for p in range(self.num_probes) for k in range(self.out_dim)]
+        summary = probe_feature_names(self.out_dim)
+        return {"summary": summary, "raw": raw, "both": summary + raw}[self.mode]
 
     def _bank(self, arch: Any) -> Tensor:
         return getattr(self, f"bank{self._shape_slot[tuple(arch.input_shape)]}")
@@ -253,10 +262,17 @@ class ProbeFeatures(nn.Module):
 
     def forward(self, data: Data) -> Tensor:
         with torch.no_grad():
-            return summarize_outputs(self._outputs64(data)).to(data.x.dtype)
+            o = self._outputs64(data)
+            parts = []
+            if self.mode in ("summary", "both"):
+                parts.append(summarize_outputs(o))
+            if self.mode in ("raw", "both"):
+                parts.append(o.flatten(1))
+            return torch.cat(parts, 1).to(data.x.dtype)
 
     def extra_repr(self) -> str:
-        return f"archs={[a.arch.name for a in self.index]}, probes={self.num_probes}, out={self.out_dim}"
+        return (f"archs={[a.arch.name for a in self.index]}, probes={self.num_probes}, out={self.out_dim}, "
+                f"outputs={self.mode}")
 
 
 def summarize_outputs(o: Tensor) -> Tensor:
@@ -278,11 +294,12 @@ def summarize_outputs(o: Tensor) -> Tensor:
     return torch.cat(cols, 1)
 
 
-def make_probes(num_probes: int, architectures: Iterable[Any] | None, owner: str) -> ProbeFeatures | None:
+def make_probes(num_probes: int, architectures: Iterable[Any] | None, owner: str,
+                outputs: str = "summary") -> ProbeFeatures | None:
     """A :class:`ProbeFeatures` for a model option ``probes=num_probes`` (None when 0); names ``owner`` in errors."""
     if not num_probes:
         return None
     if not architectures:
         raise ValueError(f"{owner}: probes={num_probes} needs the zoo's architectures (architectures=[...]; the "
                          "trainer passes zoo.archs)")
-    return ProbeFeatures(architectures, num_probes=int(num_probes))
+    return ProbeFeatures(architectures, num_probes=int(num_probes), outputs=outputs)

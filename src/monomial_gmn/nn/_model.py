@@ -57,6 +57,8 @@ class MonomialGMN(nn.Module):
         architectures: the architectures of the networks the model will see (``zoo.archs.values()`` or their
             JSON dicts) — the probe forward pass needs strides, padding, pooling and activations, which a
             graph does not record. The trainer fills it in from the zoo.
+        probe_outputs: ``"summary"`` (default: statistics of the outputs over probes), ``"raw"`` (the outputs
+            on every probe, e.g. an INR's values at fixed coordinates) or ``"both"``.
 
     Shapes:
         batch: PyG ``Batch`` of B ParameterGraphs (or one graph) -> [B, out_dim], or a shallow copy of the
@@ -69,7 +71,8 @@ class MonomialGMN(nn.Module):
     def __init__(self, out_dim: int | None = None, hidden_dim: int = 128, num_layers: int = 4,
                  readout: str = "invariant", bidirectional: bool = False, kernel_radius: int = 3,
                  dropout: float = 0.0, feature_readout: bool = False, feature_slots: int = 8,
-                 edge_dim: int | None = None, probes: int = 0, architectures: list | None = None):
+                 edge_dim: int | None = None, probes: int = 0, architectures: list | None = None,
+                 probe_outputs: str = "summary"):
         super().__init__()
         if readout not in _READOUTS:
             raise ValueError(f"MonomialGMN: readout must be one of {_READOUTS}, got {readout!r}")
@@ -102,7 +105,8 @@ class MonomialGMN(nn.Module):
 
                 self.feature_head = InvariantFeatureMLP(out_dim, num_layers=feature_slots, hidden_dim=hidden_dim,
                                                         dropout=dropout,
-                                                        probes=make_probes(probes, architectures, "MonomialGMN"))
+                                                        probes=make_probes(probes, architectures, "MonomialGMN",
+                                                                           probe_outputs))
         else:
             self.head = EquivariantHead(hidden_dim, edge_dim=edge_dim, kernel_radius=kernel_radius)
 
