@@ -170,3 +170,19 @@ def test_monomial_gmn_with_probe_readout_is_invariant(dtype):
     model.fit_normalizer(batch)
     assert model.feature_head.in_dim > InvariantFeatureMLP(2, num_layers=4).in_dim
     assert_equivariant(model, batch, n_random=2, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("mode", ["raw", "both"])
+def test_raw_outputs_mode_is_the_outputs_in_fixed_probe_order(mode, dtype):
+    """An INR's outputs at fixed coordinates are samples of its image: 'raw' keeps them, column p·K + k."""
+    arch = siren_architecture((2, 8, 8, 1))
+    pf = ProbeFeatures([arch], num_probes=12, outputs=mode)
+    batch, _ = _batch([arch], per_arch=3, dtype=dtype)
+    f = pf(batch)
+    assert f.shape == (3, pf.num_features) == (3, len(pf.feature_names()))
+    raw = pf.outputs(batch).flatten(1)
+    torch.testing.assert_close(f[:, -raw.shape[1]:], raw)
+    assert pf.feature_names()[-1] == "probe11_out0"
+    assert_equivariant(pf, batch, n_random=2, generator=torch.Generator().manual_seed(3))
+    with pytest.raises(ValueError, match="outputs must be one of"):
+        ProbeFeatures([arch], outputs="logits")
