@@ -186,3 +186,28 @@ def test_raw_outputs_mode_is_the_outputs_in_fixed_probe_order(mode, dtype):
     assert_equivariant(pf, batch, n_random=2, generator=torch.Generator().manual_seed(3))
     with pytest.raises(ValueError, match="outputs must be one of"):
         ProbeFeatures([arch], outputs="logits")
+
+
+def test_published_small_cnn_zoo_format_without_recorded_image_size():
+    """The Small CNN Zoo layout records channels only; its conv nets pool globally, so probes are C×16×16."""
+    zoo = mg.load_zoo("tests/data/small-cnn-zoo-sample")
+    pf = ProbeFeatures(zoo.archs.values(), num_probes=8)
+    batch = zoo.batch(np.arange(len(zoo)))
+    out = pf.outputs(batch)
+    for i in range(len(zoo)):
+        with torch.no_grad():
+            want = zoo.module(i)(pf._bank(zoo.arch_of(i)))         # TF 'same' padding, the loader's module
+        torch.testing.assert_close(out[i], want, rtol=1e-4, atol=1e-5)
+    assert_equivariant(pf, batch, n_random=2)
+    flat_read = Architecture("flat", [["conv2d", {"in": 1, "out": 2, "kernel": 3}], ["relu", {}], ["flatten", {}],
+                                      ["linear", {"in": 8, "out": 3}]], [1])
+    with pytest.raises(ValueError, match="input_shape=\\[C, H, W\\]"):
+        ProbeFeatures([flat_read])
+
+
+def test_overflowing_networks_get_finite_features():
+    arch = digits_cnn_architecture("relu")
+    pf = ProbeFeatures([arch], num_probes=8)
+    batch, _ = _batch([arch], per_arch=2)
+    batch.edge_attr = batch.edge_attr * 1e12                       # float32 overflow in the forward pass
+    assert torch.isfinite(pf(batch)).all()

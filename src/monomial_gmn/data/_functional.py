@@ -43,11 +43,13 @@ def stacked_forward(arch: Architecture, params: dict[str, Tensor], x: Tensor, dr
         [G, B, out_features].
     """
     g = next(iter(params.values())).shape[0]
-    if x.dim() == len(arch.input_shape) + 1:
+    mods = list(arch.template.named_children())
+    first = next((m for _, m in mods if isinstance(m, (nn.Conv2d, nn.Linear))), None)
+    sample_dims = 3 if isinstance(first, nn.Conv2d) else max(1, len(arch.input_shape))  # image size may be unrecorded
+    if x.dim() == sample_dims + 1:
         x = x.unsqueeze(0).expand(g, *x.shape)
     b = x.shape[1]
-    mods = list(arch.template.named_children())
-    if len(arch.input_shape) == 3:
+    if sample_dims == 3:
         h = x.permute(1, 0, 2, 3, 4).reshape(b, g * x.shape[2], *x.shape[3:])
         spatial = True
     else:

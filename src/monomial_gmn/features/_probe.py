@@ -31,6 +31,9 @@ from ..graph import kernel_side
 __all__ = ["ProbeFeatures", "probe_feature_names", "make_probes", "summarize_outputs"]
 
 _OUTPUT_MODES = ("summary", "raw", "both")
+#: Outputs are clipped to ±this (NaN → 0): a network whose forward pass overflows still gets finite features
+#: (clipping the function's values commutes with the group, so invariance is kept).
+_OUTPUT_BOUND = 1e12
 _GLOBAL = ("abs_mean", "std")
 _SOFTMAX = ("maxprob_mean", "maxprob_std", "entropy_mean", "entropy_std", "margin_mean", "margin_std",
             "meanprob_max", "meanprob_entropy")
@@ -67,6 +70,30 @@ def _probe_bank(shape: Sequence[int], num: int, seed: int) -> Tensor:
     else:
         other = torch.rand(half, *shape, generator=g, dtype=torch.float64) * 2 - 1
     return torch.cat([gauss, other]).float()
+
+
+#: Image side of the probes when an all-convolutional, globally pooled architecture does not record its input size
+#: (the published Small CNN Zoo layout records only the channels): any side gives a valid forward pass there.
+DEFAULT_PROBE_SIDE = 16
+
+
+def probe_input_shape(arch: Any) -> tuple[int, ...]:
+    """The shape of one probe input for ``arch``: its ``input_shape``, or [C, 16, 16] for a conv net that does
+    not record its image size but pools globally before its first Linear. Raises ``ValueError`` otherwise."""
+    shape = tuple(int(v) for v in arch.input_shape)
+    kinds = [kind for kind, _ in arch.layers]
+    first = next((k for k in kinds if k in ("conv2d", "linear")), None)
+    if first != "conv2d" or len(shape) == 3:
+        if not shape:
+            raise ValueError(f"architecture '{arch.name}' does not record its input shape; probes need it")
+        return shape
+    first_linear = kinds.index("linear") if "linear" in kinds else len(kinds)
+    if "gap" not in kinds[:first_linear]:
+        raise ValueError(f"architecture '{arch.name}' records input shape {list(shape)} without the image size, and "
+                         "its Linear reads the flattened map, so probes need it: load the zoo with "
+                         "input_shape=[C, H, W]")
+    channels = int(arch.layers[kinds.index("conv2d")][1]["in"])
+    return (channels, DEFAULT_PROBE_SIDE, DEFAULT_PROBE_SIDE)
 
 
 class _ArchIndex:
@@ -189,7 +216,10 @@ class ProbeFeatures(nn.Module):
                 if a.same_layout(b):
                     raise ValueError(f"ProbeFeatures: architectures '{b.arch.name}' and '{a.arch.name}' have the "
                                      "same neuron layout, so their graphs cannot be told apart")
-        shapes = sorted({tuple(a.input_shape) for a in archs})
+        if len({a.name for a in archs}) != len(archs):
+            raise ValueError("ProbeFeatures: two architectures share a name; names must be unique")
+        self._shapes = {a.name: probe_input_shape(a) for a in archs}
+        shapes = sorted(set(self._shapes.values()))
         self._shape_slot = {s: i for i, s in enumerate(shapes)}
         for i, s in enumerate(shapes):
             self.register_buffer(f"bank{i}", _probe_bank(s, self.num_probes, self.seed + 7919 * i))
@@ -205,7 +235,7 @@ class ProbeFeatures(nn.Module):
         return {"summary": summary, "raw": raw, "both": summary + raw}[self.mode]
 
     def _bank(self, arch: Any) -> Tensor:
-        return getattr(self, f"bank{self._shape_slot[tuple(arch.input_shape)]}")
+        return getattr(self, f"bank{self._shape_slot[self._shapes[arch.name]]}")
 
     def outputs(self, data: Data) -> Tensor:
         """[B, P, K] outputs of each network of the batch on the probe bank (dtype of ``data.x``).
@@ -251,7 +281,9 @@ class ProbeFeatures(nn.Module):
                 f"graphs {int(cand[0])}.. of the batch"
             flat = ix.flat_params(x_all[nodes, 0].double(), data.edge_attr[edges].double(), src, dst, where)
             probes = self._bank(ix.arch).to(dtype=flat.dtype, device=flat.device)
-            out[cand] = stacked_forward(ix.arch, ix.arch.unflatten(flat), probes)
+            o = stacked_forward(ix.arch, ix.arch.unflatten(flat), probes)
+            out[cand] = o.nan_to_num(nan=0.0, posinf=_OUTPUT_BOUND, neginf=-_OUTPUT_BOUND).clamp(-_OUTPUT_BOUND,
+                                                                                                  _OUTPUT_BOUND)
             done[cand] = True
         if not bool(done.all()):
             bad = int(torch.nonzero(~done)[0])
