@@ -164,8 +164,6 @@ def _lr_factor(step: int, total: int, warmup: float) -> float:
 
 def build_backbone(cfg: TrainConfig, task: Task, zoo: Any) -> Any:
     """The model named by ``cfg.model`` for ``task`` (an nn.Module, or the scikit-learn ``statnn-gbm``)."""
-    from ..models import build_model
-
     kwargs = dict(cfg.model_kwargs)
     if kwargs.get("probes") and "architectures" not in kwargs:  # the probe forward needs the zoo's layer lists
         kwargs["architectures"] = [a.to_json() for a in getattr(zoo, "archs", {}).values()]
@@ -173,24 +171,28 @@ def build_backbone(cfg: TrainConfig, task: Task, zoo: Any) -> Any:
         if not task.supports_gbm:
             raise ValueError(f"model '{cfg.model}' only supports the generalization task, not '{task.name}'")
         kwargs.setdefault("seed", cfg.seed)
-        try:
-            return build_model(cfg.model, out_dim=task.out_dim, **kwargs)
-        except TypeError as exc:
-            if "unexpected keyword argument" not in str(exc):
-                raise
-            raise ValueError(f"model '{cfg.model}': {exc}") from None
+        return _construct(cfg, out_dim=task.out_dim, **kwargs)
     if cfg.model == "np":  # NFN-NP needs the number of parametric layers of the zoo's architecture
         archs = getattr(zoo, "archs", {})
         if archs:
             kwargs.setdefault("depth", max(len(a.spec.layers) for a in archs.values()))
+    return _construct(cfg, out_dim=task.out_dim, readout=task.readout, hidden_dim=cfg.hidden_dim,
+                      num_layers=cfg.num_layers, **kwargs)
+
+
+def _construct(cfg: TrainConfig, **kwargs: Any) -> Any:
+    """``build_model(cfg.model, **kwargs)``; an option the model's constructor does not take is a ValueError
+    naming it (the CLI reports it in one line)."""
+    from ..models import build_model
+
     try:
-        return build_model(cfg.model, out_dim=task.out_dim, readout=task.readout, hidden_dim=cfg.hidden_dim,
-                           num_layers=cfg.num_layers, **kwargs)
-    except TypeError as exc:  # an option the model's constructor does not take
+        return build_model(cfg.model, **kwargs)
+    except TypeError as exc:
         if "unexpected keyword argument" not in str(exc):
             raise
         bad = str(exc).split("unexpected keyword argument")[-1].strip(" '\"")
-        raise ValueError(f"model '{cfg.model}' has no option '{bad}' (model_kwargs {sorted(cfg.model_kwargs)})") from None
+        raise ValueError(f"model '{cfg.model}' has no option '{bad}' "
+                         f"(model_kwargs: {', '.join(sorted(cfg.model_kwargs))})") from None
 
 
 def _task_for(cfg: TrainConfig) -> Task:
