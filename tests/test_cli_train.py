@@ -187,3 +187,24 @@ def test_model_kwargs_unknown_option_is_one_line(tmp_path, zoo, capsys):
     err = _one_line_error(capsys, ["train", "--zoo", str(zoo), "--task", "generalization", "--model", "gmn",
                                    "--out", str(tmp_path / "r"), *TINY, "--model-kwargs", '{"probes": 8}'])
     assert "model 'gmn' has no option 'probes'" in err
+
+
+def test_compare_runs_named_variants_beside_registered_models(tmp_path, zoo):
+    """compare(variants=...) — what `monomial-gmn demo` uses for 'monomial+probe' — trains the base model
+    with the variant's options, names its rows and runs after the variant, and checks names up front."""
+    from monomial_gmn.train import compare
+
+    variants = {"monomial+probe": ("monomial", {"feature_readout": True, "feature_slots": 2, "probes": 8})}
+    rows = compare(str(zoo), "generalization", ["monomial+probe", "statnn"], [0, 3], tmp_path / "v", seeds=1,
+                   activation="relu", progress=False, variants=variants, epochs=1, batch_size=8, hidden_dim=8,
+                   num_layers=1)
+    taus = {(r["model"], r["augment_level"]): r["value"] for r in rows if r["metric"] == "tau"}
+    assert set(taus) == {(m, lv) for m in ("monomial+probe", "statnn") for lv in (0.0, 3.0)}
+    assert taus["monomial+probe", 0.0] == pytest.approx(taus["monomial+probe", 3.0], abs=1e-6)   # exactly invariant
+    cfg = json.loads((tmp_path / "v" / "runs" / "monomial+probe-s0" / "config.json").read_text())
+    assert cfg["model"] == "monomial" and cfg["model_kwargs"]["probes"] == 8
+    assert "| monomial+probe |" in (tmp_path / "v" / "table.md").read_text()
+    with pytest.raises(ValueError, match=r"unknown model 'monomial\+typo'"):
+        compare(str(zoo), "generalization", ["monomial+typo"], [0], tmp_path / "w", variants=variants)
+    with pytest.raises(ValueError, match="must be \\(registered model"):
+        compare(str(zoo), "generalization", ["x"], [0], tmp_path / "w", variants={"x": "monomial"})

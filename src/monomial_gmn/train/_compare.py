@@ -64,14 +64,29 @@ def _fmt_level(level: float) -> str:
 
 def compare(zoo: str, task: str, models: Sequence[str], levels: Sequence[float], out: str | Path,
             seeds: int = 3, activation: str | None = None, progress: bool = True, zoo_obj: Any = None,
+            variants: dict[str, tuple[str, dict[str, Any]]] | None = None,
             **train_kwargs: Any) -> list[dict[str, Any]]:
     """Train every model with seeds 0..seeds-1 and evaluate each at every augmentation level on the test split.
 
     ``train_kwargs`` go to :class:`TrainConfig` (epochs, hidden_dim, batch_size, lr, augment, ...). The same
     transformed test nets (evaluation generators seeded identically) are shown to every model.
-    Returns the rows written to ``results.json``.
+    ``variants`` names configured models that ``models`` may list beside registered ones, e.g.
+    ``{"monomial+probe": ("monomial", {"feature_readout": True, "probes": 128})}`` (options merged over
+    ``model_kwargs``). Returns the rows written to ``results.json``.
     """
-    models = parse_models(models)
+    variants = dict(variants or {})
+    for name, spec in variants.items():
+        if not (isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], dict)):
+            raise ValueError(f"variant {name!r} must be (registered model, {{options}}), got {spec!r}")
+        parse_models([spec[0]])
+    models = [m.strip() for m in (models.split(",") if isinstance(models, str) else models) if m.strip()]
+    registered = [m for m in models if m not in variants]
+    if registered:
+        parse_models(registered)
+    if not models:
+        raise ValueError("--models is empty")
+    if len(set(models)) != len(models):
+        raise ValueError(f"--models lists a model twice: {','.join(models)}")
     levels = parse_levels(levels)
     if seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
@@ -80,9 +95,13 @@ def compare(zoo: str, task: str, models: Sequence[str], levels: Sequence[float],
         zoo_obj = open_zoo(zoo, activation)
     rows: list[dict[str, Any]] = []
     for model in models:
+        base, options = variants.get(model, (model, {}))
+        kwargs = dict(train_kwargs)
+        if options:
+            kwargs["model_kwargs"] = {**kwargs.get("model_kwargs", {}), **options}
         for seed in range(seeds):
-            cfg = TrainConfig(zoo=str(zoo), task=task, model=model, out=str(out / "runs" / f"{model}-s{seed}"),
-                              seed=seed, activation=activation, **train_kwargs)
+            cfg = TrainConfig(zoo=str(zoo), task=task, model=base, out=str(out / "runs" / f"{model}-s{seed}"),
+                              seed=seed, activation=activation, **kwargs)
             t0 = time.perf_counter()
             result = train(cfg, resume=True, zoo=zoo_obj, progress=progress)
             ev = evaluate_run(cfg.out, [str(lv) for lv in levels], seed=EVAL_SEED, zoo=zoo_obj)
