@@ -211,3 +211,19 @@ def test_overflowing_networks_get_finite_features():
     batch, _ = _batch([arch], per_arch=2)
     batch.edge_attr = batch.edge_attr * 1e12                       # float32 overflow in the forward pass
     assert torch.isfinite(pf(batch)).all()
+
+
+def test_probe_scales_give_one_block_of_columns_per_scale(dtype):
+    arch = digits_cnn_architecture("relu")
+    batch, _ = _batch([arch], per_arch=2, dtype=dtype)
+    one = ProbeFeatures([arch], num_probes=8)
+    three = ProbeFeatures([arch], num_probes=8, scales=(0.1, 1.0, 10.0))
+    f1, f3 = one(batch), three(batch)
+    assert f3.shape[1] == 3 * f1.shape[1] == len(three.feature_names())
+    assert three.feature_names()[0].startswith("x0.1_")
+    torch.testing.assert_close(f3[:, f1.shape[1]:2 * f1.shape[1]], f1)           # the scale-1 block
+    assert not torch.allclose(f3[:, :f1.shape[1]], f1)
+    assert_equivariant(three, batch, n_random=2)
+    for bad in ((), (1.0, -1.0), (1.0, 1.0)):
+        with pytest.raises(ValueError, match="scales must be distinct positive"):
+            ProbeFeatures([arch], scales=bad)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 from torch_geometric.data import Data
@@ -31,7 +33,8 @@ class InvariantGBM(StatNNGBM):
         probes: append :class:`ProbeFeatures` with this many random probes (default 0: none); needs
             ``architectures``.
         architectures: the zoo's architectures (``Architecture`` objects or their JSON dicts) for the probes.
-        probe_outputs: ``"summary"``, ``"raw"`` or ``"both"`` (see :class:`ProbeFeatures`).
+        probe_outputs: ``"summary"``, ``"raw"`` or ``"both"``; probe_scales: input scales (see
+            :class:`ProbeFeatures`).
         **gbm_kwargs: scikit-learn options (defaults as StatNNGBM's).
 
     Shapes:
@@ -40,11 +43,12 @@ class InvariantGBM(StatNNGBM):
 
     def __init__(self, out_dim: int = 1, task: str = "regression", num_layers: int = 8, path_norm: bool = True,
                  seed: int = 0, random_state: int | None = None, probes: int = 0,
-                 architectures: list | None = None, probe_outputs: str = "summary", **gbm_kwargs):
+                 architectures: list | None = None, probe_outputs: str = "summary",
+                 probe_scales: Sequence[float] = (1.0,), **gbm_kwargs):
         super().__init__(out_dim=out_dim, task=task, max_layers=num_layers, seed=seed, random_state=random_state,
                          **gbm_kwargs)
         self.path_norm = path_norm
-        self.probes = make_probes(probes, architectures, "InvariantGBM", probe_outputs)
+        self.probes = make_probes(probes, architectures, "InvariantGBM", probe_outputs, probe_scales)
 
     def features(self, data: Data) -> np.ndarray:
         """[B, F] float64 invariant features of one batch (computed in float64)."""

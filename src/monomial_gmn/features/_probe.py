@@ -184,13 +184,17 @@ class ProbeFeatures(nn.Module):
         num_probes: probes per input shape (default 128).
         seed: seed of the probe bank (default 0).
         outputs: ``"summary"`` (default), ``"raw"`` or ``"both"`` (see above).
+        scales: the bank is also run multiplied by each of these input scales (default ``(1,)``); each scale
+            gets its own columns. Small and large inputs show different regimes of a network (near its
+            biases; dominated by its weights).
 
     Shapes:
         batch of B graphs (ParameterGraph or PyG Batch, any mix of the given architectures) → [B, F],
         F = :attr:`num_features`.
     """
 
-    def __init__(self, architectures: Iterable[Any], num_probes: int = 128, seed: int = 0, outputs: str = "summary"):
+    def __init__(self, architectures: Iterable[Any], num_probes: int = 128, seed: int = 0, outputs: str = "summary",
+                 scales: Sequence[float] = (1.0,)):
         super().__init__()
         from ..data._arch import Architecture  # lazy: data imports the graph package, features is imported by nn
 
@@ -202,7 +206,10 @@ class ProbeFeatures(nn.Module):
             raise ValueError(f"ProbeFeatures: num_probes must be >= 2, got {num_probes}")
         if outputs not in _OUTPUT_MODES:
             raise ValueError(f"ProbeFeatures: outputs must be one of {_OUTPUT_MODES}, got {outputs!r}")
-        self.num_probes, self.seed, self.mode = int(num_probes), int(seed), outputs
+        scales = tuple(float(v) for v in scales)
+        if not scales or not all(math.isfinite(v) and v > 0 for v in scales) or len(set(scales)) != len(scales):
+            raise ValueError(f"ProbeFeatures: scales must be distinct positive numbers, got {list(scales)}")
+        self.num_probes, self.seed, self.mode, self.scales = int(num_probes), int(seed), outputs, scales
         self.index = [_ArchIndex(a) for a in archs]
         outs = set()
         for ix in self.index:
@@ -230,15 +237,17 @@ class ProbeFeatures(nn.Module):
         return len(self.feature_names())
 
     def feature_names(self) -> list[str]:
-        raw = [f"probe{p}_out{k}" for p in range(self.num_probes) for k in range(self.out_dim)]
-        summary = probe_feature_names(self.out_dim)
+        tags = [""] if len(self.scales) == 1 else [f"x{v:g}_" for v in self.scales]
+        raw = [f"{t}probe{p}_out{k}" for t in tags for p in range(self.num_probes) for k in range(self.out_dim)]
+        summary = [t + n for t in tags for n in probe_feature_names(self.out_dim)]
         return {"summary": summary, "raw": raw, "both": summary + raw}[self.mode]
 
     def _bank(self, arch: Any) -> Tensor:
         return getattr(self, f"bank{self._shape_slot[self._shapes[arch.name]]}")
 
     def outputs(self, data: Data) -> Tensor:
-        """[B, P, K] outputs of each network of the batch on the probe bank (dtype of ``data.x``).
+        """[B, S·P, K] outputs of each network of the batch on the probe bank times each of the S scales
+        (scale-major; dtype of ``data.x``).
 
         The forward pass runs in float64 whatever the graph's dtype, so rounding inside it does not add
         to the invariance error of float32 inputs (a rescaled float32 graph differs from the original
@@ -262,7 +271,7 @@ class ProbeFeatures(nn.Module):
         edge_count = torch.bincount(egraph, minlength=b)
         edge_start = torch.cumsum(edge_count, 0) - edge_count
         codes = ((data.layer * 4 + data.role) * 16 + data.sym)
-        out = x_all.new_zeros(b, self.num_probes, self.out_dim, dtype=torch.float64)
+        out = x_all.new_zeros(b, len(self.scales) * self.num_probes, self.out_dim, dtype=torch.float64)
         done = torch.zeros(b, dtype=torch.bool, device=x_all.device)
         dev = x_all.device
         for ix in self.index:
@@ -280,7 +289,8 @@ class ProbeFeatures(nn.Module):
             where = f"graph {int(cand[0])} of the batch" if cand.numel() == 1 else \
                 f"graphs {int(cand[0])}.. of the batch"
             flat = ix.flat_params(x_all[nodes, 0].double(), data.edge_attr[edges].double(), src, dst, where)
-            probes = self._bank(ix.arch).to(dtype=flat.dtype, device=flat.device)
+            bank = self._bank(ix.arch).to(dtype=flat.dtype, device=flat.device)
+            probes = torch.cat([bank * v for v in self.scales]) if len(self.scales) > 1 else bank
             o = stacked_forward(ix.arch, ix.arch.unflatten(flat), probes)
             out[cand] = o.nan_to_num(nan=0.0, posinf=_OUTPUT_BOUND, neginf=-_OUTPUT_BOUND).clamp(-_OUTPUT_BOUND,
                                                                                                   _OUTPUT_BOUND)
@@ -297,14 +307,15 @@ class ProbeFeatures(nn.Module):
             o = self._outputs64(data)
             parts = []
             if self.mode in ("summary", "both"):
-                parts.append(summarize_outputs(o))
+                per_scale = o.view(o.shape[0], len(self.scales), self.num_probes, self.out_dim)
+                parts += [summarize_outputs(per_scale[:, i]) for i in range(len(self.scales))]
             if self.mode in ("raw", "both"):
                 parts.append(o.flatten(1))
             return torch.cat(parts, 1).to(data.x.dtype)
 
     def extra_repr(self) -> str:
         return (f"archs={[a.arch.name for a in self.index]}, probes={self.num_probes}, out={self.out_dim}, "
-                f"outputs={self.mode}")
+                f"outputs={self.mode}, scales={list(self.scales)}")
 
 
 def summarize_outputs(o: Tensor) -> Tensor:
@@ -327,11 +338,11 @@ def summarize_outputs(o: Tensor) -> Tensor:
 
 
 def make_probes(num_probes: int, architectures: Iterable[Any] | None, owner: str,
-                outputs: str = "summary") -> ProbeFeatures | None:
+                outputs: str = "summary", scales: Sequence[float] = (1.0,)) -> ProbeFeatures | None:
     """A :class:`ProbeFeatures` for a model option ``probes=num_probes`` (None when 0); names ``owner`` in errors."""
     if not num_probes:
         return None
     if not architectures:
         raise ValueError(f"{owner}: probes={num_probes} needs the zoo's architectures (architectures=[...]; the "
                          "trainer passes zoo.archs)")
-    return ProbeFeatures(architectures, num_probes=int(num_probes), outputs=outputs)
+    return ProbeFeatures(architectures, num_probes=int(num_probes), outputs=outputs, scales=scales)

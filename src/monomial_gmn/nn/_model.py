@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -59,6 +59,7 @@ class MonomialGMN(nn.Module):
             graph does not record. The trainer fills it in from the zoo.
         probe_outputs: ``"summary"`` (default: statistics of the outputs over probes), ``"raw"`` (the outputs
             on every probe, e.g. an INR's values at fixed coordinates) or ``"both"``.
+        probe_scales: input scales the probe bank is run at (default ``(1,)``; e.g. ``(0.1, 1, 10)``).
 
     Shapes:
         batch: PyG ``Batch`` of B ParameterGraphs (or one graph) -> [B, out_dim], or a shallow copy of the
@@ -72,7 +73,7 @@ class MonomialGMN(nn.Module):
                  readout: str = "invariant", bidirectional: bool = False, kernel_radius: int = 3,
                  dropout: float = 0.0, feature_readout: bool = False, feature_slots: int = 8,
                  edge_dim: int | None = None, probes: int = 0, architectures: list | None = None,
-                 probe_outputs: str = "summary"):
+                 probe_outputs: str = "summary", probe_scales: Sequence[float] = (1.0,)):
         super().__init__()
         if readout not in _READOUTS:
             raise ValueError(f"MonomialGMN: readout must be one of {_READOUTS}, got {readout!r}")
@@ -106,7 +107,7 @@ class MonomialGMN(nn.Module):
                 self.feature_head = InvariantFeatureMLP(out_dim, num_layers=feature_slots, hidden_dim=hidden_dim,
                                                         dropout=dropout,
                                                         probes=make_probes(probes, architectures, "MonomialGMN",
-                                                                           probe_outputs))
+                                                                           probe_outputs, probe_scales))
         else:
             self.head = EquivariantHead(hidden_dim, edge_dim=edge_dim, kernel_radius=kernel_radius)
 
