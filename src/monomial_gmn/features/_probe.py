@@ -96,6 +96,11 @@ def probe_input_shape(arch: Any) -> tuple[int, ...]:
     return (channels, DEFAULT_PROBE_SIDE, DEFAULT_PROBE_SIDE)
 
 
+def _node_codes(g: Any) -> Tensor:
+    """[N] one integer per neuron from its (layer, role, symmetry): equal codes ⇔ equal neuron layout."""
+    return (g.layer * 4 + g.role) * 16 + g.sym
+
+
 class _ArchIndex:
     """One architecture's layout: node codes to match graphs, and where each canonical edge's kernel goes."""
 
@@ -103,10 +108,9 @@ class _ArchIndex:
         spec = arch.spec
         self.arch, self.spec = arch, spec
         self.num_nodes, self.num_edges = spec.num_nodes, spec.num_edges
-        self.codes = (spec.layer * 4 + spec.role) * 16 + spec.sym           # [N]
+        self.codes = _node_codes(spec)                                     # [N]
         src, dst = spec.edge_index
         self.keys = dst * self.num_nodes + src                             # [E], sorted (canonical order)
-        self.edge_layer = spec.edge_layer
         self.layer_edges = []     # per layer: canonical edge ids, their (out*n_in + in) position
         n = self.num_nodes
         for li, rec in enumerate(spec.layers):
@@ -117,11 +121,6 @@ class _ArchIndex:
             out_local[rec.out_nodes] = torch.arange(rec.n_out)
             lin = out_local[dst[ids]] * rec.n_in + in_local[src[ids]]
             self.layer_edges.append((ids, lin))
-        offsets, off = {}, 0
-        for name, shape in spec.params:
-            offsets[name] = off
-            off += math.prod(shape)
-        self.offsets = offsets
 
     def same_layout(self, other: "_ArchIndex") -> bool:
         return (self.num_nodes == other.num_nodes and self.num_edges == other.num_edges
@@ -153,10 +152,10 @@ class _ArchIndex:
             ker = canon[:, ids].reshape(g, -1, s, s)[:, :, top:top + kh, left:left + kw]
             w = ker.new_empty(g, rec.n_out * rec.n_in, kh * kw)
             w[:, lin.to(dev)] = ker.reshape(g, -1, kh * kw)
-            off = self.offsets[rec.weight]
+            off = self.spec.offset(rec.weight)
             flat[:, off:off + w[0].numel()] = w.reshape(g, -1)
             if rec.bias is not None:
-                off = self.offsets[rec.bias]
+                off = self.spec.offset(rec.bias)
                 flat[:, off:off + rec.n_out] = x[:, rec.out_nodes.to(dev)]
         return flat
 
@@ -270,7 +269,7 @@ class ProbeFeatures(nn.Module):
         order = torch.argsort(egraph, stable=True)
         edge_count = torch.bincount(egraph, minlength=b)
         edge_start = torch.cumsum(edge_count, 0) - edge_count
-        codes = ((data.layer * 4 + data.role) * 16 + data.sym)
+        codes = _node_codes(data)
         out = x_all.new_zeros(b, len(self.scales) * self.num_probes, self.out_dim, dtype=torch.float64)
         done = torch.zeros(b, dtype=torch.bool, device=x_all.device)
         dev = x_all.device

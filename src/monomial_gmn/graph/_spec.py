@@ -129,6 +129,10 @@ class GraphSpec:
     def kernel_numel(self) -> int:
         return self.side * self.side
 
+    def offset(self, name: str) -> int:
+        """Position of parameter ``name``'s first value in the flat vector (``self.params`` order)."""
+        return self._offsets[name]
+
     # ------------------------------------------------------------------ module <-> flat vector
     def flatten(self, module_or_state: nn.Module | Mapping[str, Tensor]) -> Tensor:
         """The parameters the graph covers as one vector [P], in ``self.params`` order (checked, finite)."""
