@@ -75,8 +75,9 @@ def ensemble_rows(run_dir: Path, models: list[str], extra: list[str], levels: li
     from monomial_gmn.train import GBM_MODELS, ensemble_run_metrics
 
     named = [(m, run_dir / "runs", m) for m in models if m not in GBM_MODELS]
-    named += [(spec.split(":", 2)[0], run_dir / spec.split(":", 2)[0] / "runs", spec.split(":", 2)[1])
-              for spec in extra if spec.split(":", 2)[1] not in GBM_MODELS]
+    for name, model, _ in map(parse_extra_model, extra):
+        if model not in GBM_MODELS:
+            named.append((name, run_dir / name / "runs", model))
     rows = []
     for name, base, model in named:
         ev = ensemble_run_metrics([base / f"{model}-s{s}" for s in range(seeds)], [str(lv) for lv in levels],

@@ -74,12 +74,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    if not models:
-        raise ValueError("--models is empty")
-    registered = [m for m in models if m not in VARIANTS]
-    if registered:
-        parse_models(registered)
+    models = parse_models(args.models, VARIANTS)
     levels = parse_levels(args.levels)
     acts = [a.strip() for a in args.activations.split(",") if a.strip()]
     for a in acts:

@@ -14,7 +14,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -28,13 +28,15 @@ __all__ = ["compare", "results_table", "plot_results", "parse_levels", "parse_mo
 EVAL_SEED = 12345
 
 
-def parse_models(text: str | Sequence[str]) -> list[str]:
-    """'monomial,gmn' → ['monomial', 'gmn'] (ValueError naming an unknown model)."""
+def parse_models(text: str | Sequence[str], variants: Iterable[str] = ()) -> list[str]:
+    """'monomial,gmn' → ['monomial', 'gmn'] (ValueError naming an unknown model); names in ``variants`` (see
+    :func:`compare`) are accepted beside the registered models."""
     names = [m.strip() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
+    known = set(variants)
     if not names:
         raise ValueError("--models is empty")
     for m in names:
-        if m not in MODEL_NAMES:
+        if m not in MODEL_NAMES and m not in known:
             raise ValueError(f"unknown model {m!r}; expected one of {', '.join(MODEL_NAMES)}")
     if len(set(names)) != len(names):
         raise ValueError(f"--models lists a model twice: {','.join(names)}")
@@ -79,14 +81,7 @@ def compare(zoo: str, task: str, models: Sequence[str], levels: Sequence[float],
         if not (isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], dict)):
             raise ValueError(f"variant {name!r} must be (registered model, {{options}}), got {spec!r}")
         parse_models([spec[0]])
-    models = [m.strip() for m in (models.split(",") if isinstance(models, str) else models) if m.strip()]
-    registered = [m for m in models if m not in variants]
-    if registered:
-        parse_models(registered)
-    if not models:
-        raise ValueError("--models is empty")
-    if len(set(models)) != len(models):
-        raise ValueError(f"--models lists a model twice: {','.join(models)}")
+    models = parse_models(models, variants)
     levels = parse_levels(levels)
     if seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
