@@ -38,17 +38,19 @@ from _common import RESULTS, ROOT, ensure_zoo, load_json, parse_extra_model, wri
 
 NN_MODELS = ("statnn-gbm", "statnn", "gmn", "np", "monomial")
 BASELINES = ("statnn-gbm", "statnn", "gmn", "np")
+OTHER = "+other"  # name suffix of the models trained with --train-with-other (they count as baselines too)
 
 
-def invariant_gbm_rows(zoo, levels, seeds, eval_seed, eval_batch_size=256, **gbm_kwargs) -> list[dict]:
-    """Fit InvariantGBM per seed on the trainer's standard split and evaluate it like ``compare`` does."""
+def invariant_gbm_rows(zoo, levels, seeds, eval_seed, eval_batch_size=256, activation=None, train_with=(),
+                       **gbm_kwargs) -> list[dict]:
+    """Fit InvariantGBM per seed on the trainer's standard split (``split_for``) and evaluate it like ``compare``."""
     from monomial_gmn.features import InvariantGBM
-    from monomial_gmn.train import make_task
+    from monomial_gmn.train import make_task, split_for
     from monomial_gmn.train._trainer import evaluate_gbm
 
     task = make_task("generalization")
     task.setup(zoo)
-    sp = zoo.split(0)
+    sp = split_for(zoo, activation, train_with, 0)
     tr, va, te = (np.asarray(sp[k], dtype=np.int64) for k in ("train", "val", "test"))
     rows = []
     depth = max(len(a.spec.layers) for a in zoo.archs.values())
@@ -94,7 +96,7 @@ def target_check(rows: list[dict], levels: list[float]) -> list[str]:
         v = [r["value"] for r in rows if r["model"] == model and r["augment_level"] == lv and r["metric"] == "tau"]
         return float(np.mean(v)) if v else float("nan")
 
-    base = {m: mean(m, 0.0) for m in BASELINES}
+    base = {m: mean(m, 0.0) for b in BASELINES for m in (b, b + OTHER)}
     base = {m: v for m, v in base.items() if np.isfinite(v)}
     monomials = [m for m in dict.fromkeys(r["model"] for r in rows) if m.startswith("monomial")]
     if not base or not any(np.isfinite(mean(m, 0.0)) for m in monomials):
@@ -158,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-layers", type=int, default=3)
     p.add_argument("--patience", type=int, default=0)
     p.add_argument("--train-augment", default="none", help="training augmentation of every run")
+    p.add_argument("--train-with-other", action="store_true",
+                   help="also train every model on the other activation's train and val nets (validation and test "
+                        f"nets unchanged); rows are named '<model>{OTHER}', runs go to <runs>/<act>{OTHER}")
     p.add_argument("--out", default=str(RESULTS / "generalization"))
     p.add_argument("--runs", default=str(ROOT / "runs" / "experiments" / "generalization"))
     p.add_argument("--extra-model", action="append", default=[], metavar="NAME:MODEL:JSON",
@@ -175,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     from monomial_gmn._io import atomic_write_json, atomic_write_text
     from monomial_gmn.train import compare, plot_results, results_table
     from monomial_gmn.train._compare import EVAL_SEED, parse_levels
-    from monomial_gmn.train._trainer import open_zoo
+    from monomial_gmn.train import open_run_zoo, split_for
 
     torch.manual_seed(0)
     torch.set_num_threads(a.threads)
@@ -185,36 +190,38 @@ def main(argv: list[str] | None = None) -> int:
     models = [m for m in a.models.split(",") if m]
     out = Path(a.out)
     settings = {k: getattr(a, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "hidden_dim", "num_layers",
-                                           "patience", "train_augment", "threads")}
+                                           "patience", "train_augment", "train_with_other", "threads")}
     zoo_rel = str(Path(zoo_path).resolve().relative_to(ROOT)) if Path(zoo_path).resolve().is_relative_to(ROOT) \
         else str(zoo_path)
     for act in [s for s in a.activations.split(",") if s]:
         t0 = time.perf_counter()
-        zoo = open_zoo(zoo_path, act)
-        sp = zoo.split(0)
-        sizes = {k: int(len(v)) for k, v in sp.items()}
+        train_with = [o for o in ("relu", "tanh") if o != act] if a.train_with_other else []
+        zoo = open_run_zoo(zoo_path, act, train_with)
+        sizes = {k: int(len(v)) for k, v in split_for(zoo, act, (), 0).items()}  # the subset's own split
+        trained_on = int(len(split_for(zoo, act, train_with, 0)["train"]))
         sub = out / act
-        run_dir = Path(a.runs) / (act + ("" if a.train_augment == "none" else f"-aug{a.train_augment}"))
+        run_dir = Path(a.runs) / (act + ("" if a.train_augment == "none" else f"-aug{a.train_augment}")
+                                  + (OTHER if train_with else ""))
+        common = dict(seeds=a.seeds, activation=act, progress=not a.quiet, zoo_obj=zoo, epochs=a.epochs,
+                      batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, hidden_dim=a.hidden_dim,
+                      num_layers=a.num_layers, patience=a.patience, augment=a.train_augment, train_with=train_with)
         rows: list[dict] = []
         if models:
-            rows = compare(str(zoo_path), "generalization", models, levels, run_dir, seeds=a.seeds, activation=act,
-                           progress=not a.quiet, zoo_obj=zoo, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
-                           weight_decay=a.weight_decay, hidden_dim=a.hidden_dim, num_layers=a.num_layers,
-                           patience=a.patience, augment=a.train_augment)
+            rows = compare(str(zoo_path), "generalization", models, levels, run_dir, **common)
         for spec in a.extra_model:
             name, model, kw = parse_extra_model(spec)
-            extra = compare(str(zoo_path), "generalization", [model], levels, run_dir / name, seeds=a.seeds,
-                            activation=act, progress=not a.quiet, zoo_obj=zoo, epochs=a.epochs,
-                            batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, hidden_dim=a.hidden_dim,
-                            num_layers=a.num_layers, patience=a.patience, augment=a.train_augment,
-                            model_kwargs=kw)
+            extra = compare(str(zoo_path), "generalization", [model], levels, run_dir / name, model_kwargs=kw,
+                            **common)
             for r in extra:
                 r["model"] = name
             rows += extra
         if a.invariant_gbm:
-            rows += invariant_gbm_rows(zoo, levels, a.seeds, EVAL_SEED)
+            rows += invariant_gbm_rows(zoo, levels, a.seeds, EVAL_SEED, activation=act, train_with=train_with)
         if a.ensemble:
             rows += ensemble_rows(run_dir, models, a.extra_model, levels, a.seeds, zoo, EVAL_SEED)
+        if train_with:
+            for r in rows:
+                r["model"] += OTHER
         sub.mkdir(parents=True, exist_ok=True)
         if a.append and (sub / "results.json").is_file():
             now = {r["model"] for r in rows}
@@ -229,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             prev = load_json(sub / "meta.json")
             history = prev.pop("history", []) + [prev]
         write_meta(sub, history=history, zoo=zoo_rel, zoo_nets=a.nets, zoo_seed=a.zoo_seed, activation=act, split_sizes=sizes,
+                   train_with=train_with, train_nets=trained_on,
                    seeds=a.seeds, levels=levels,
                    models=models + [x.split(":", 1)[0] for x in a.extra_model]
                    + (["invariant-gbm"] if a.invariant_gbm else []),

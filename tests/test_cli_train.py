@@ -72,6 +72,21 @@ def test_train_activation_subset(tmp_path, zoo):
     assert m["activation"] == "tanh" and sum(m["nets"].values()) == 24
 
 
+def test_train_with_other_activation(tmp_path, zoo):
+    """--train-with adds the other subset's train+val nets to training; val and test stay the subset's own."""
+    own, both = tmp_path / "own", tmp_path / "both"
+    argv = ["train", "--zoo", str(zoo), "--task", "generalization", "--model", "statnn", "--activation", "relu",
+            "--quiet", *TINY]
+    assert main([*argv, "--out", str(own)]) == 0
+    assert main([*argv, "--out", str(both), "--train-with", "tanh"]) == 0
+    a, b = (json.loads((r / "metrics.json").read_text()) for r in (own, both))
+    assert b["nets"]["val"] == a["nets"]["val"] and b["nets"]["test"] == a["nets"]["test"]
+    assert b["nets"]["train"] == a["nets"]["train"] + 12   # the tanh subset's train + val: the first half of 24
+    from monomial_gmn.train import evaluate_run
+    ev = evaluate_run(both, ["none"])   # re-opens the zoo the way the run did
+    assert ev["rows"][0]["tau"] == pytest.approx(b["test"]["tau"], abs=1e-12)
+
+
 def test_compare_writes_results_table_and_plot(tmp_path, zoo, capsys):
     out = tmp_path / "cmp"
     assert main(["compare", "--zoo", str(zoo), "--task", "generalization", "--models", "monomial,statnn",
@@ -124,6 +139,12 @@ def test_compare_writes_results_table_and_plot(tmp_path, zoo, capsys):
       "--activation", "sigmoid"], "invalid choice"),
     (["train", "--zoo", "{zoo}", "--task", "inr-classification", "--model", "gmn", "--out", "{out}"],
      "needs a inr zoo"),
+    (["train", "--zoo", "{zoo}", "--task", "generalization", "--model", "gmn", "--out", "{out}",
+      "--train-with", "tanh"], "--train-with needs --activation"),
+    (["train", "--zoo", "{zoo}", "--task", "generalization", "--model", "gmn", "--out", "{out}",
+      "--activation", "relu", "--train-with", "relu"], "--train-with"),
+    (["compare", "--zoo", "{zoo}", "--task", "generalization", "--models", "gmn", "--out", "{out}",
+      "--activation", "relu", "--train-with", "sine"], "--train-with"),
     (["train", "--zoo", "{zoo}", "--task", "generalization", "--out", "{out}"], "--model"),
     (["eval", "{missing}"], "no such run"),
     (["eval", "{out}", "--augment", "scale:0"], "augmentation"),

@@ -212,6 +212,50 @@ def test_early_stopping_and_eval(tmp_path, cnn_zoo):
         assert row["tau"] == pytest.approx(res["test"]["tau"], abs=0.02)
 
 
+def test_split_for_keeps_each_subsets_own_val_and_test(cnn_zoo):
+    from monomial_gmn.train import open_run_zoo, open_zoo, split_for
+    both = open_run_zoo(cnn_zoo, "relu", ["tanh"])
+    acts = both.columns["activation"]
+    for act, other in (("relu", "tanh"), ("tanh", "relu")):
+        own = open_zoo(cnn_zoo, act)
+        ref = own.split(3)
+        sp = split_for(both, act, [other], seed=3)
+        key = lambda z, idx: sorted(z.columns["test_accuracy"][idx].tolist())  # noqa: E731 (unique floats)
+        for k in ("val", "test"):
+            assert key(both, sp[k]) == key(own, ref[k]) and (acts[sp[k]] == act).all()
+        mine = sp["train"][acts[sp["train"]] == act]
+        assert key(both, mine) == key(own, ref["train"])
+        theirs = split_for(both, other, (), seed=3)
+        extra = sp["train"][acts[sp["train"]] == other]
+        assert sorted(extra.tolist()) == sorted(np.concatenate([theirs["train"], theirs["val"]]).tolist())
+        assert not set(sp["train"].tolist()) & (set(sp["val"].tolist()) | set(sp["test"].tolist()))
+        assert not set(extra.tolist()) & set(theirs["test"].tolist())   # never the other subset's test nets
+        # without train_with the split of a subset is the same whatever else the zoo holds
+        alone = split_for(both, act, (), seed=3)
+        assert all(key(both, alone[k]) == key(own, ref[k]) for k in ("train", "val", "test"))
+    with pytest.raises(ValueError, match="no networks with activation 'sine'"):
+        split_for(both, "sine")
+
+
+def test_train_with_trains_on_more_nets_and_resumes_old_runs(tmp_path, cnn_zoo):
+    res = train(_cfg(tmp_path, cnn_zoo, "tw", activation="tanh", train_with="relu", epochs=1), progress=False)
+    own = train(_cfg(tmp_path, cnn_zoo, "own", activation="tanh", epochs=1), progress=False)
+    assert res["nets"]["test"] == own["nets"]["test"] and res["nets"]["train"] > own["nets"]["train"]
+    assert json.loads((tmp_path / "tw" / "config.json").read_text())["train_with"] == ["relu"]
+    # a checkpoint written before the option existed (no 'train_with' key) still resumes
+    cfg = _cfg(tmp_path, cnn_zoo, "old", activation="tanh", epochs=4, checkpoint_every=1)
+    with pytest.raises(_SimulatedCrash):
+        train(cfg, progress=False, _crash_after_step=2)
+    ck = torch.load(tmp_path / "old" / "checkpoint.pt", weights_only=True)
+    del ck["config"]["train_with"]
+    torch.save(ck, tmp_path / "old" / "checkpoint.pt")
+    assert train(cfg, resume=True, progress=False)["nets"] == own["nets"]
+    with pytest.raises(ValueError, match="train_with"):   # but a different choice does not
+        cfg2 = _cfg(tmp_path, cnn_zoo, "old", activation="tanh", epochs=4, checkpoint_every=1, train_with=["relu"])
+        (tmp_path / "old" / "metrics.json").unlink()
+        train(cfg2, resume=True, progress=False)
+
+
 @pytest.mark.parametrize("model", ["statnn-gbm", "invariant-gbm"])
 def test_gbm_baseline(tmp_path, cnn_zoo, model):
     res = train(_cfg(tmp_path, cnn_zoo, "gbm", model=model), progress=False)

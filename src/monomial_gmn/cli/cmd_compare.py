@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
                            augment=args.train_augment)
     cfg.validate()
     keep = ("epochs", "batch_size", "lr", "weight_decay", "hidden_dim", "num_layers", "patience", "edit",
-            "device", "augment", "model_kwargs")
+            "device", "augment", "model_kwargs", "train_with")
     compare(args.zoo, args.task, models, levels, args.out, seeds=args.seeds, activation=args.activation,
             progress=not args.quiet, **{k: getattr(cfg, k) for k in keep})
     out = Path(args.out)

@@ -34,6 +34,9 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
                    help="stop after this many epochs without a better validation metric (default: 0 = off)")
     p.add_argument("--activation", choices=("relu", "tanh"), default=None,
                    help="use only the zoo's nets with this recorded activation (default: all)")
+    p.add_argument("--train-with", default="", metavar="ACTS",
+                   help="also train on the train and val nets of these other activations, e.g. tanh; validation "
+                        "and test stay --activation's own nets (default: none)")
     p.add_argument("--edit", choices=("dilate", "contrast"), default="dilate",
                    help="inr-editing target transformation (default: dilate)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
@@ -91,7 +94,7 @@ def config_from_args(args: argparse.Namespace, **over):
 
     fields = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                   hidden_dim=args.hidden_dim, num_layers=args.num_layers, patience=args.patience,
-                  activation=args.activation, edit=args.edit, device=args.device,
+                  activation=args.activation, train_with=args.train_with, edit=args.edit, device=args.device,
                   model_kwargs=dict(args.model_kwargs))
     fields.update(over)
     return TrainConfig(**fields)

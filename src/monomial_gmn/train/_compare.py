@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from .._io import atomic_path, atomic_write_json, atomic_write_text
 from ._augment import parse_augment
-from ._trainer import MODEL_NAMES, TrainConfig, evaluate_run, open_zoo, train
+from ._trainer import MODEL_NAMES, TrainConfig, evaluate_run, open_run_zoo, train
 
 __all__ = ["compare", "results_table", "plot_results", "parse_levels", "parse_models"]
 
@@ -70,7 +70,7 @@ def compare(zoo: str, task: str, models: Sequence[str], levels: Sequence[float],
             **train_kwargs: Any) -> list[dict[str, Any]]:
     """Train every model with seeds 0..seeds-1 and evaluate each at every augmentation level on the test split.
 
-    ``train_kwargs`` go to :class:`TrainConfig` (epochs, hidden_dim, batch_size, lr, augment, ...). The same
+    ``train_kwargs`` go to :class:`TrainConfig` (epochs, hidden_dim, batch_size, lr, augment, train_with, ...). The same
     transformed test nets (evaluation generators seeded identically) are shown to every model.
     ``variants`` names configured models that ``models`` may list beside registered ones, e.g.
     ``{"monomial+probe": ("monomial", {"feature_readout": True, "probes": 128})}`` (options merged over
@@ -87,7 +87,7 @@ def compare(zoo: str, task: str, models: Sequence[str], levels: Sequence[float],
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
     out = Path(out)
     if zoo_obj is None:
-        zoo_obj = open_zoo(zoo, activation)
+        zoo_obj = open_run_zoo(zoo, activation, train_kwargs.get("train_with", ()))
     rows: list[dict[str, Any]] = []
     for model in models:
         base, options = variants.get(model, (model, {}))

@@ -32,6 +32,7 @@ import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,9 @@ class TrainConfig:
         patience: early stopping after this many epochs without a better validation metric (0 = off).
         checkpoint_every: steps between checkpoints (the end of every epoch is checkpointed as well).
         activation: use only the zoo's nets with this recorded activation (``relu``/``tanh``; None = all).
+        train_with: other activations whose nets also train the model: the train and val splits of each of
+            those subsets join the training set, while validation and test stay ``activation``'s own splits
+            (the very nets a run without ``train_with`` is selected and tested on). Needs ``activation``.
         edit: the inr-editing target (``dilate`` or ``contrast``).
         eval_batch_size: nets per evaluation batch; device: ``auto``, ``cpu`` or ``cuda``.
         model_kwargs: extra keyword arguments for ``build_model``.
@@ -90,6 +94,7 @@ class TrainConfig:
     patience: int = 0
     checkpoint_every: int = 100
     activation: str | None = None
+    train_with: list[str] = field(default_factory=list)
     edit: str = "dilate"
     eval_batch_size: int = 256
     device: str = "auto"
@@ -115,6 +120,16 @@ class TrainConfig:
             raise ValueError(f"--patience must be >= 0, got {self.patience}")
         if self.activation not in (None, "relu", "tanh"):
             raise ValueError(f"--activation must be relu or tanh, not {self.activation!r}")
+        self.train_with = _activation_list(self.train_with)
+        if self.train_with:
+            if self.activation is None:
+                raise ValueError("--train-with needs --activation (the subset that is validated and tested)")
+            for a in self.train_with:
+                if a not in ("relu", "tanh") or a == self.activation:
+                    raise ValueError(f"--train-with: {a!r} must be relu or tanh and differ from --activation "
+                                     f"{self.activation}")
+            if len(set(self.train_with)) != len(self.train_with):
+                raise ValueError(f"--train-with lists an activation twice: {','.join(self.train_with)}")
         parse_augment(self.augment)
         return self
 
@@ -140,6 +155,53 @@ def open_zoo(path: str | os.PathLike, activation: str | None = None):
         what = f" with activation '{activation}'" if activation else ""
         raise ZooFormatError(f"{p}: the zoo holds no networks{what}")
     return zoo
+
+
+def _activation_list(value: str | Sequence[str] | None) -> list[str]:
+    """'tanh' / 'relu,tanh' / ['tanh'] / None → a list of names."""
+    if value is None:
+        return []
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    return [str(a).strip() for a in parts if str(a).strip()]
+
+
+def open_run_zoo(path: str | os.PathLike, activation: str | None = None, train_with: Sequence[str] = ()):
+    """The zoo a run with ``activation`` and ``train_with`` reads: ``activation``'s nets, plus those of every
+    activation in ``train_with`` (then each subset is split on its own, see :func:`split_for`)."""
+    train_with = _activation_list(train_with)
+    if not train_with:
+        return open_zoo(path, activation)
+    zoo = open_zoo(path, None)
+    acts = zoo.columns["activation"]
+    for a in (activation, *train_with):
+        if not (acts == a).any():
+            raise ZooFormatError(f"{path}: the zoo holds no networks with activation '{a}'")
+    return zoo.subset(np.isin(acts, [activation, *train_with]))
+
+
+def split_for(zoo: Any, activation: str | None = None, train_with: Sequence[str] = (),
+              seed: int = 0) -> dict[str, np.ndarray]:
+    """Train/val/test indices into ``zoo`` for a run on ``activation``'s nets.
+
+    Each activation subset is split on its own by ``Zoo.split(seed)``, so val and test are exactly the splits of
+    ``load_zoo(path, activation)`` whatever else the zoo holds; the train and val splits of the subsets in
+    ``train_with`` join the training set. Without ``activation`` the whole zoo is split.
+    """
+    def subset_split(act: str | None) -> dict[str, np.ndarray]:
+        if act is None:
+            pos = np.arange(len(zoo))
+        else:
+            pos = np.nonzero(zoo.columns["activation"] == act)[0]
+            if len(pos) == 0:
+                raise ValueError(f"the zoo holds no networks with activation '{act}'")
+        sp = (zoo if len(pos) == len(zoo) else zoo.subset(pos)).split(seed)
+        return {k: pos[np.asarray(sp[k], dtype=np.int64)] for k in ("train", "val", "test")}
+
+    out = subset_split(activation)
+    extra = [subset_split(a) for a in _activation_list(train_with)]
+    if extra:
+        out["train"] = np.sort(np.concatenate([out["train"], *(e[k] for e in extra for k in ("train", "val"))]))
+    return out
 
 
 def _mix(*xs: int) -> int:
@@ -200,8 +262,7 @@ def _task_for(cfg: TrainConfig) -> Task:
 
 
 def _splits(zoo: Any, cfg: TrainConfig) -> dict[str, np.ndarray]:
-    sp = zoo.split(cfg.split_seed)
-    out = {k: np.asarray(sp[k], dtype=np.int64) for k in ("train", "val", "test")}
+    out = split_for(zoo, cfg.activation, cfg.train_with, cfg.split_seed)
     for k, v in out.items():
         if len(v) == 0:
             raise ValueError(f"the zoo's {k} split is empty ({len(zoo)} networks); use a larger zoo")
@@ -273,6 +334,7 @@ def evaluate_gbm(model: Any, zoo: Any, task: Task, idx: np.ndarray, augment: str
 # ---------------------------------------------------------------------------------------------------- training
 def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
     mine = cfg.to_dict()
+    saved = {"train_with": [], **saved}  # runs saved before the option existed trained on their own subset
     diff = [k for k in mine if k not in ("out", "zoo", "device", "checkpoint_every") and saved.get(k) != mine[k]]
     if diff:
         k = diff[0]
@@ -287,7 +349,7 @@ def train(cfg: TrainConfig, resume: bool = False, zoo: Any = None, progress: boo
     Args:
         cfg: the run's configuration (validated here).
         resume: continue from ``RUN/checkpoint.pt`` if it exists (a finished run returns its metrics).
-        zoo: an already opened zoo (default: open ``cfg.zoo``, keeping ``cfg.activation``'s subset).
+        zoo: an already opened zoo (default: ``open_run_zoo(cfg.zoo, cfg.activation, cfg.train_with)``).
         progress: show a tqdm bar with live loss / learning rate / validation metric (rank 0 only).
 
     Raises:
@@ -304,7 +366,7 @@ def train(cfg: TrainConfig, resume: bool = False, zoo: Any = None, progress: boo
         raise ValueError(f"{out}: holds an unfinished run (continue it with --resume, or use a new --out)")
     task = _task_for(cfg)
     if zoo is None:
-        zoo = open_zoo(cfg.zoo, cfg.activation)
+        zoo = open_run_zoo(cfg.zoo, cfg.activation, cfg.train_with)
     task.setup(zoo)
     splits = _splits(zoo, cfg)
     ctx = dist_context(cfg.device)
@@ -525,7 +587,7 @@ def ensemble_run_metrics(runs: list[str | os.PathLike], augments: list[str], zoo
     if len({(c.task, c.activation, c.split_seed) for c in cfgs}) != 1:
         raise ValueError("ensemble_run_metrics: the runs differ in task, activation or split")
     if zoo is None:
-        zoo = open_zoo(cfgs[0].zoo, cfgs[0].activation)
+        zoo = open_run_zoo(cfgs[0].zoo, cfgs[0].activation, sorted({a for c in cfgs for a in c.train_with}))
     task.setup(zoo)
     idx = _splits(zoo, cfgs[0])[split]
     for run, cfg in zip(runs, cfgs):
@@ -551,7 +613,7 @@ def evaluate_run(run: str | os.PathLike, augments: list[str], zoo_path: str | No
         raise ValueError(f"split must be train, val or test, not {split!r}")
     task = _task_for(cfg)
     if zoo is None:
-        zoo = open_zoo(zoo_path or cfg.zoo, cfg.activation)
+        zoo = open_run_zoo(zoo_path or cfg.zoo, cfg.activation, cfg.train_with)
     task.setup(zoo)
     idx = _splits(zoo, cfg)[split]
     rows = []
