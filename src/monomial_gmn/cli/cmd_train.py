@@ -68,6 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                "  monomial-gmn train --zoo zoo/ --task generalization --model gmn --augment 2 --out runs/g0\n"
                "  monomial-gmn train --zoo zoo/ --task generalization --model monomial --out runs/m0 --resume\n"
                "  monomial-gmn train --zoo zoo/ --task generalization --model statnn --activation tanh --out r\n"
+               "  monomial-gmn train --zoo zoo/ --task generalization --model monomial --activation relu \\\n"
+               "      --train-with tanh --out runs/r1   # train on ReLU + tanh nets, validate/test on ReLU nets\n"
                "  monomial-gmn train --zoo zoo/ --task generalization --model monomial --out runs/p0 \\\n"
                "      --model-kwargs '{\"feature_readout\": true, \"probes\": 128}'   # + invariant features, probes\n"
                "  torchrun --nproc_per_node=2 -m monomial_gmn.cli train --zoo zoo/ --task generalization \\\n"
