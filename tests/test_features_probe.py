@@ -227,3 +227,87 @@ def test_probe_scales_give_one_block_of_columns_per_scale(dtype):
     for bad in ((), (1.0, -1.0), (1.0, 1.0)):
         with pytest.raises(ValueError, match="scales must be distinct positive"):
             ProbeFeatures([arch], scales=bad)
+
+
+def _reference_by_hand(pf, batch, y, frac):
+    """Majority vote, per probe, of the argmax classes of the networks in the top ``frac`` by target."""
+    lab = pf.outputs(batch.clone()).double().argmax(-1)               # [B, S·P]
+    keep = max(1, int(np.ceil(frac * len(y))))
+    top = np.argsort(-np.asarray(y), kind="stable")[:keep]
+    counts = torch.nn.functional.one_hot(lab[torch.as_tensor(top)], pf.out_dim).sum(0)
+    return counts.argmax(-1)
+
+
+@pytest.mark.parametrize("frac", [0.25, 1.0])
+def test_agreement_is_the_reference_class_probability(frac, dtype):
+    arch = digits_cnn_architecture("relu")
+    batch, _ = _batch([arch], per_arch=8, seed=2, dtype=dtype)
+    y = np.linspace(0.1, 0.9, 8)[::-1].copy()
+    pf = ProbeFeatures([arch], num_probes=16, scales=(0.5, 2.0), agreement=frac)
+    with pytest.raises(ValueError, match="call fit_reference"):
+        pf(batch)
+    batch.y = torch.as_tensor(y, dtype=dtype)
+    pf.fit_reference(batch)
+    ref = _reference_by_hand(pf, batch, y, frac)
+    assert torch.equal(pf.reference0, ref)
+    f = pf(batch)
+    names = pf.feature_names()
+    assert f.shape == (8, len(names)) and names[-4:] == ["x0.5_agree_p", "x0.5_agree_logp", "x2_agree_p",
+                                                          "x2_agree_logp"]
+    logp = pf.outputs(batch).double().log_softmax(-1).gather(-1, ref.view(1, -1, 1).expand(8, -1, 1))
+    logp = logp.squeeze(-1).view(8, 2, 16)
+    want = torch.stack([logp.exp().mean(-1), logp.clamp_min(-50).mean(-1)], -1).flatten(1)
+    torch.testing.assert_close(f[:, -4:].double(), want, rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=1e-7)
+    # targets given explicitly are the same as the batches' y; an upside-down ranking picks other networks
+    other = ProbeFeatures([arch], num_probes=16, scales=(0.5, 2.0), agreement=frac).fit_reference([batch], y)
+    assert torch.equal(other.reference0, ref)
+    if frac < 1:
+        flipped = ProbeFeatures([arch], num_probes=16, scales=(0.5, 2.0), agreement=frac).fit_reference(batch, -y)
+        assert torch.equal(flipped.reference0, _reference_by_hand(pf, batch, -y, frac))
+        assert not torch.equal(flipped.reference0, ref)
+    # exactly invariant, the paper's hardest scaling included
+    assert_equivariant(pf, batch, n_random=2, generator=torch.Generator().manual_seed(4))
+    group = mg.MonomialGroup(batch)
+    el = [("U[1,1e4]", group.sample(generator=torch.Generator().manual_seed(5), scale_range=(1.0, 1e4),
+                                    distribution="uniform"))]
+    assert_equivariant(pf, batch, elements=el, mode="invariant")
+
+
+def test_agreement_errors_and_state_dict():
+    arch = digits_cnn_architecture("tanh")
+    with pytest.raises(ValueError, match="agreement must be a fraction"):
+        ProbeFeatures([arch], agreement=1.5)
+    with pytest.raises(ValueError, match="agreement needs networks with >= 2 outputs"):
+        ProbeFeatures([siren_architecture((2, 8, 1))], agreement=0.5)
+    with pytest.raises(ValueError, match="built with agreement=0"):
+        ProbeFeatures([arch]).fit_reference([])
+    with pytest.raises(ValueError, match="needs probes"):
+        InvariantGBM(probe_agreement=0.25)
+    batch, _ = _batch([arch], per_arch=4)
+    pf = ProbeFeatures([arch], num_probes=8, agreement=0.5)
+    with pytest.raises(ValueError, match="NaN"):
+        pf.fit_reference(batch, [0.1, float("nan"), 0.3, 0.4])
+    pf.fit_reference(batch, [0.1, 0.2, 0.3, 0.4])
+    twin = ProbeFeatures([arch], num_probes=8, agreement=0.5)
+    twin.load_state_dict(pf.state_dict())                         # the reference classes travel with the model
+    torch.testing.assert_close(twin(batch), pf(batch))
+
+
+def test_monomial_gmn_and_gbm_fit_the_agreement_reference():
+    archs = [digits_cnn_architecture("relu"), digits_cnn_architecture("tanh")]
+    batch, _ = _batch(archs, per_arch=6, seed=3)
+    y = torch.rand(12, generator=torch.Generator().manual_seed(0))
+    batch.y = y
+    torch.manual_seed(0)
+    model = MonomialGMN(out_dim=1, hidden_dim=8, num_layers=1, feature_readout=True, feature_slots=4, probes=16,
+                        probe_agreement=0.5, architectures=[a.to_json() for a in archs]).eval()
+    model.fit_normalizer(batch)
+    ref = model.feature_head.probes.reference0
+    assert (ref >= 0).all()
+    assert torch.equal(ref, _reference_by_hand(model.feature_head.probes, batch, y.numpy(), 0.5))
+    assert_equivariant(model, batch, n_random=2, generator=torch.Generator().manual_seed(1))
+    gbm = InvariantGBM(probes=16, probe_agreement=0.5, architectures=archs, max_iter=5)
+    gbm.fit(batch, y.numpy())
+    assert torch.equal(gbm.probes.reference0, ref)
+    assert gbm.feature_names()[-2:] == ["agree_p", "agree_logp"]
+    assert np.isfinite(gbm.predict(batch)).all()

@@ -33,8 +33,9 @@ class InvariantGBM(StatNNGBM):
         probes: append :class:`ProbeFeatures` with this many random probes (default 0: none); needs
             ``architectures``.
         architectures: the zoo's architectures (``Architecture`` objects or their JSON dicts) for the probes.
-        probe_outputs: ``"summary"``, ``"raw"`` or ``"both"``; probe_scales: input scales (see
-            :class:`ProbeFeatures`).
+        probe_outputs: ``"summary"``, ``"raw"`` or ``"both"``; probe_scales: input scales; probe_agreement:
+            top fraction of the training networks whose majority vote is each probe's reference class (see
+            :class:`ProbeFeatures`; fitted by :meth:`fit`).
         **gbm_kwargs: scikit-learn options (defaults as StatNNGBM's).
 
     Shapes:
@@ -44,11 +45,21 @@ class InvariantGBM(StatNNGBM):
     def __init__(self, out_dim: int = 1, task: str = "regression", num_layers: int = 8, path_norm: bool = True,
                  seed: int = 0, random_state: int | None = None, probes: int = 0,
                  architectures: list | None = None, probe_outputs: str = "summary",
-                 probe_scales: Sequence[float] = (1.0,), **gbm_kwargs):
+                 probe_scales: Sequence[float] = (1.0,), probe_agreement: float = 0.0, **gbm_kwargs):
         super().__init__(out_dim=out_dim, task=task, max_layers=num_layers, seed=seed, random_state=random_state,
                          **gbm_kwargs)
         self.path_norm = path_norm
-        self.probes = make_probes(probes, architectures, "InvariantGBM", probe_outputs, probe_scales)
+        self.probes = make_probes(probes, architectures, "InvariantGBM", probe_outputs, probe_scales,
+                                  probe_agreement)
+
+    def fit(self, data, y=None, val_data=None, val_y=None) -> "InvariantGBM":
+        """As :meth:`StatNNGBM.fit` (batches with ``y``, a batch, or a feature matrix); with
+        ``probe_agreement`` the probes' reference classes are fitted on the training batches first."""
+        if self.probes is not None and self.probes.agreement > 0 and not isinstance(data, (np.ndarray, tuple)):
+            batches = [data] if isinstance(data, Data) else list(data)
+            self.probes.fit_reference(batches, y)
+            data = batches
+        return super().fit(data, y, val_data, val_y)
 
     def features(self, data: Data) -> np.ndarray:
         """[B, F] float64 invariant features of one batch (computed in float64)."""

@@ -84,9 +84,13 @@ class InvariantFeatureMLP(nn.Module):
 
     @torch.no_grad()
     def fit_normalizer(self, batches: Data | Iterable[Data]) -> "InvariantFeatureMLP":
-        """Freeze the standardisation at the statistics of these (training) batches."""
-        if isinstance(batches, Data):
-            batches = [batches]
+        """Freeze the standardisation at the statistics of these (training) batches (after fitting the probes'
+        reference classes from the batches' ``y`` when the probes measure agreement)."""
+        batches = [batches] if isinstance(batches, Data) else list(batches)
+        if self.probes is not None and self.probes.agreement > 0:
+            self.probes.fit_reference(batches)
+            if self.cache is not None:
+                self.cache.clear()
         self.standardize.fit(self.features(b) for b in batches)
         return self
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -34,6 +35,7 @@ _OUTPUT_MODES = ("summary", "raw", "both")
 #: Outputs are clipped to ±this (NaN → 0): a network whose forward pass overflows still gets finite features
 #: (clipping the function's values commutes with the group, so invariance is kept).
 _OUTPUT_BOUND = 1e12
+_LOGP_FLOOR = 50.0  # agree_logp averages log-probabilities floored at -50 (a sure miss costs as much as e^-50)
 _GLOBAL = ("abs_mean", "std")
 _SOFTMAX = ("maxprob_mean", "maxprob_std", "entropy_mean", "entropy_std", "margin_mean", "margin_std",
             "meanprob_max", "meanprob_entropy")
@@ -186,6 +188,13 @@ class ProbeFeatures(nn.Module):
         scales: the bank is also run multiplied by each of these input scales (default ``(1,)``); each scale
             gets its own columns. Small and large inputs show different regimes of a network (near its
             biases; dominated by its weights).
+        agreement: if > 0 (K ≥ 2 outputs), also measure how much each network agrees with the best training
+            networks: :meth:`fit_reference` sets a reference class per probe — the majority vote of the
+            networks whose target (e.g. test accuracy) is in the top ``agreement`` fraction — and the
+            features gain, per scale, the mean over probes of the softmax probability and of the log-softmax
+            that the network gives the reference class. Networks that generalise well agree with each other
+            on inputs off the data, too. The reference labels are buffers (saved in the ``state_dict``);
+            the features stay exactly invariant (they are continuous functions of the outputs). Default 0.
 
     Shapes:
         batch of B graphs (ParameterGraph or PyG Batch, any mix of the given architectures) → [B, F],
@@ -193,7 +202,7 @@ class ProbeFeatures(nn.Module):
     """
 
     def __init__(self, architectures: Iterable[Any], num_probes: int = 128, seed: int = 0, outputs: str = "summary",
-                 scales: Sequence[float] = (1.0,)):
+                 scales: Sequence[float] = (1.0,), agreement: float = 0.0):
         super().__init__()
         from ..data._arch import Architecture  # lazy: data imports the graph package, features is imported by nn
 
@@ -208,7 +217,11 @@ class ProbeFeatures(nn.Module):
         scales = tuple(float(v) for v in scales)
         if not scales or not all(math.isfinite(v) and v > 0 for v in scales) or len(set(scales)) != len(scales):
             raise ValueError(f"ProbeFeatures: scales must be distinct positive numbers, got {list(scales)}")
+        agreement = float(agreement)
+        if not (math.isfinite(agreement) and 0.0 <= agreement <= 1.0):
+            raise ValueError(f"ProbeFeatures: agreement must be a fraction in [0, 1], got {agreement}")
         self.num_probes, self.seed, self.mode, self.scales = int(num_probes), int(seed), outputs, scales
+        self.agreement = agreement
         self.index = [_ArchIndex(a) for a in archs]
         outs = set()
         for ix in self.index:
@@ -229,6 +242,12 @@ class ProbeFeatures(nn.Module):
         self._shape_slot = {s: i for i, s in enumerate(shapes)}
         for i, s in enumerate(shapes):
             self.register_buffer(f"bank{i}", _probe_bank(s, self.num_probes, self.seed + 7919 * i))
+        if self.agreement > 0:
+            if self.out_dim < 2:
+                raise ValueError(f"ProbeFeatures: agreement needs networks with >= 2 outputs (classifiers), "
+                                 f"these have {self.out_dim}")
+            for i in range(len(shapes)):  # -1: not fitted yet
+                self.register_buffer(f"reference{i}", torch.full((len(scales) * self.num_probes,), -1))
         self.architectures = [a.to_json() for a in archs]
 
     @property
@@ -239,7 +258,8 @@ class ProbeFeatures(nn.Module):
         tags = [""] if len(self.scales) == 1 else [f"x{v:g}_" for v in self.scales]
         raw = [f"{t}probe{p}_out{k}" for t in tags for p in range(self.num_probes) for k in range(self.out_dim)]
         summary = [t + n for t in tags for n in probe_feature_names(self.out_dim)]
-        return {"summary": summary, "raw": raw, "both": summary + raw}[self.mode]
+        agree = [t + n for t in tags for n in ("agree_p", "agree_logp")] if self.agreement > 0 else []
+        return {"summary": summary, "raw": raw, "both": summary + raw}[self.mode] + agree
 
     def _bank(self, arch: Any) -> Tensor:
         return getattr(self, f"bank{self._shape_slot[self._shapes[arch.name]]}")
@@ -253,7 +273,8 @@ class ProbeFeatures(nn.Module):
         by the rounding of its stored weights only)."""
         return self._outputs64(data).to(data.x.dtype)
 
-    def _outputs64(self, data: Data) -> Tensor:
+    def _outputs64(self, data: Data, slots: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """[B, S·P, K] float64 outputs (and, with ``slots``, each network's probe-bank slot [B])."""
         from ..data._functional import stacked_forward
 
         x_all, ei = data.x, data.edge_index
@@ -272,6 +293,7 @@ class ProbeFeatures(nn.Module):
         codes = _node_codes(data)
         out = x_all.new_zeros(b, len(self.scales) * self.num_probes, self.out_dim, dtype=torch.float64)
         done = torch.zeros(b, dtype=torch.bool, device=x_all.device)
+        slot = torch.full((b,), -1, dtype=torch.long, device=x_all.device)
         dev = x_all.device
         for ix in self.index:
             cand = torch.nonzero((node_count == ix.num_nodes) & (edge_count == ix.num_edges)).flatten()
@@ -294,27 +316,89 @@ class ProbeFeatures(nn.Module):
             out[cand] = o.nan_to_num(nan=0.0, posinf=_OUTPUT_BOUND, neginf=-_OUTPUT_BOUND).clamp(-_OUTPUT_BOUND,
                                                                                                   _OUTPUT_BOUND)
             done[cand] = True
+            slot[cand] = self._shape_slot[self._shapes[ix.arch.name]]
         if not bool(done.all()):
             bad = int(torch.nonzero(~done)[0])
             names = ", ".join(a.arch.name for a in self.index)
             raise GraphMismatchError(f"graph {bad} of the batch matches none of the probe architectures ({names}): "
                                      "the probe readout can only run networks of the architectures it was given")
-        return out
+        return (out, slot) if slots else out
+
+    @torch.no_grad()
+    def fit_reference(self, batches: Data | Iterable[Data], targets: Any = None) -> "ProbeFeatures":
+        """Set the reference class of every probe (``agreement`` > 0): per probe and scale, the most frequent
+        top class among the networks whose target is in the top ``agreement`` fraction (all networks when
+        no targets are known).
+
+        Args:
+            batches: training networks (a batch or an iterable of batches).
+            targets: one number per network, higher = better (e.g. test accuracy), in batch order; default:
+                each batch's ``y`` field if it has one.
+        """
+        if self.agreement <= 0:
+            raise ValueError("ProbeFeatures.fit_reference: this module was built with agreement=0")
+        batches = [batches] if isinstance(batches, Data) else list(batches)
+        labels, slot_ids, ys = [], [], []
+        for bt in batches:
+            o, sl = self._outputs64(bt, slots=True)
+            labels.append(o.argmax(-1).cpu())
+            slot_ids.append(sl.cpu())
+            y = getattr(bt, "y", None)
+            ys.append(None if y is None else y.detach().double().reshape(len(sl), -1)[:, 0].cpu())
+        if not labels:
+            raise ValueError("ProbeFeatures.fit_reference: no networks to fit on")
+        lab, sl = torch.cat(labels), torch.cat(slot_ids)
+        if targets is not None:
+            y = torch.as_tensor(np.asarray(targets, dtype=np.float64)).reshape(len(lab), -1)[:, 0]
+        elif all(v is not None for v in ys):
+            y = torch.cat(ys)
+        else:
+            y = None
+        if y is not None and not bool(torch.isfinite(y).all()):
+            raise ValueError("ProbeFeatures.fit_reference: the targets hold NaN or infinite values")
+        for i in range(len(self._shape_slot)):
+            mine = sl == i
+            if not bool(mine.any()):
+                continue
+            pick = mine
+            if y is not None:
+                keep = max(1, math.ceil(self.agreement * int(mine.sum())))
+                cut = torch.sort(y[mine], descending=True).values[keep - 1]
+                pick = mine & (y >= cut)
+            counts = F.one_hot(lab[pick], self.out_dim).sum(0)  # [S·P, K]
+            getattr(self, f"reference{i}").copy_(counts.argmax(-1))
+        return self
+
+    def _agreement(self, o: Tensor, slot: Tensor) -> Tensor:
+        """[B, S·P, K] outputs → [B, 2·S]: per scale, mean softmax probability and log-softmax of the
+        reference class."""
+        ref = torch.stack([getattr(self, f"reference{int(i)}") for i in slot.tolist()]) if len(slot) else \
+            torch.zeros(0, o.shape[1], dtype=torch.long)
+        if bool((ref < 0).any()):
+            raise ValueError("ProbeFeatures(agreement>0): call fit_reference on training networks first "
+                             "(MonomialGMN.fit_normalizer and InvariantGBM.fit do)")
+        logp = o.log_softmax(-1).gather(-1, ref.to(o.device).unsqueeze(-1)).squeeze(-1)  # [B, S·P]
+        logp = logp.view(o.shape[0], len(self.scales), self.num_probes)
+        cols = torch.stack([logp.exp().mean(-1), logp.clamp_min(-_LOGP_FLOOR).mean(-1)], -1)  # [B, S, 2]
+        return cols.flatten(1)
 
     def forward(self, data: Data) -> Tensor:
         with torch.no_grad():
-            o = self._outputs64(data)
+            o, slot = self._outputs64(data, slots=True)
             parts = []
             if self.mode in ("summary", "both"):
                 per_scale = o.view(o.shape[0], len(self.scales), self.num_probes, self.out_dim)
                 parts += [summarize_outputs(per_scale[:, i]) for i in range(len(self.scales))]
             if self.mode in ("raw", "both"):
                 parts.append(o.flatten(1))
+            if self.agreement > 0:
+                parts.append(self._agreement(o, slot))
             return torch.cat(parts, 1).to(data.x.dtype)
 
     def extra_repr(self) -> str:
         return (f"archs={[a.arch.name for a in self.index]}, probes={self.num_probes}, out={self.out_dim}, "
-                f"outputs={self.mode}, scales={list(self.scales)}")
+                f"outputs={self.mode}, scales={list(self.scales)}"
+                + (f", agreement={self.agreement:g}" if self.agreement > 0 else ""))
 
 
 def summarize_outputs(o: Tensor) -> Tensor:
@@ -337,11 +421,15 @@ def summarize_outputs(o: Tensor) -> Tensor:
 
 
 def make_probes(num_probes: int, architectures: Iterable[Any] | None, owner: str,
-                outputs: str = "summary", scales: Sequence[float] = (1.0,)) -> ProbeFeatures | None:
+                outputs: str = "summary", scales: Sequence[float] = (1.0,),
+                agreement: float = 0.0) -> ProbeFeatures | None:
     """A :class:`ProbeFeatures` for a model option ``probes=num_probes`` (None when 0); names ``owner`` in errors."""
     if not num_probes:
+        if agreement:
+            raise ValueError(f"{owner}: probe_agreement={agreement} needs probes (probes=128, say)")
         return None
     if not architectures:
         raise ValueError(f"{owner}: probes={num_probes} needs the zoo's architectures (architectures=[...]; the "
                          "trainer passes zoo.archs)")
-    return ProbeFeatures(architectures, num_probes=int(num_probes), outputs=outputs, scales=scales)
+    return ProbeFeatures(architectures, num_probes=int(num_probes), outputs=outputs, scales=scales,
+                         agreement=agreement)

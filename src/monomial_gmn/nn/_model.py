@@ -60,20 +60,25 @@ class MonomialGMN(nn.Module):
         probe_outputs: ``"summary"`` (default: statistics of the outputs over probes), ``"raw"`` (the outputs
             on every probe, e.g. an INR's values at fixed coordinates) or ``"both"``.
         probe_scales: input scales the probe bank is run at (default ``(1,)``; e.g. ``(0.1, 1, 10)``).
+        probe_agreement: agreement of each network with the reference class of every probe, fitted on the
+            training networks whose target is in this top fraction (``ProbeFeatures(agreement=...)``; set by
+            :meth:`fit_normalizer` from the batches' ``y``, e.g. 0.25). Default 0 (off).
 
     Shapes:
         batch: PyG ``Batch`` of B ParameterGraphs (or one graph) -> [B, out_dim], or a shallow copy of the
         batch with new ``x`` [N, F] and ``edge_attr`` [E, S*S].
 
     Call :meth:`fit_normalizer` once on training data (a GraphLoader, Batch or graph) to set the per-layer
-    weight/bias normalisation constants (buffers; saved in the ``state_dict``).
+    weight/bias normalisation constants (buffers; saved in the ``state_dict``) — and, with
+    ``probe_agreement``, the probes' reference classes from the batches' targets ``y``.
     """
 
     def __init__(self, out_dim: int | None = None, hidden_dim: int = 128, num_layers: int = 4,
                  readout: str = "invariant", bidirectional: bool = False, kernel_radius: int = 3,
                  dropout: float = 0.0, feature_readout: bool = False, feature_slots: int = 8,
                  edge_dim: int | None = None, probes: int = 0, architectures: list | None = None,
-                 probe_outputs: str = "summary", probe_scales: Sequence[float] = (1.0,)):
+                 probe_outputs: str = "summary", probe_scales: Sequence[float] = (1.0,),
+                 probe_agreement: float = 0.0):
         super().__init__()
         if readout not in _READOUTS:
             raise ValueError(f"MonomialGMN: readout must be one of {_READOUTS}, got {readout!r}")
@@ -107,7 +112,8 @@ class MonomialGMN(nn.Module):
                 self.feature_head = InvariantFeatureMLP(out_dim, num_layers=feature_slots, hidden_dim=hidden_dim,
                                                         dropout=dropout,
                                                         probes=make_probes(probes, architectures, "MonomialGMN",
-                                                                           probe_outputs, probe_scales))
+                                                                           probe_outputs, probe_scales,
+                                                                           probe_agreement))
         else:
             self.head = EquivariantHead(hidden_dim, edge_dim=edge_dim, kernel_radius=kernel_radius)
 

@@ -269,11 +269,13 @@ def _splits(zoo: Any, cfg: TrainConfig) -> dict[str, np.ndarray]:
     return out
 
 
-def _fit_normalizer(backbone: Any, zoo: Any, idx: np.ndarray, batch_size: int) -> None:
+def _fit_normalizer(backbone: Any, zoo: Any, task: Task, idx: np.ndarray, batch_size: int) -> None:
     """Models with dataset-level normalisation constants (``fit_normalizer``) fit them on the whole,
-    untransformed training split — the same on every rank, so distributed runs stay identical."""
+    untransformed training split, targets attached as ``y`` — the same on every rank, so distributed runs stay
+    identical."""
     if hasattr(backbone, "fit_normalizer"):
-        backbone.fit_normalizer(zoo.batch(idx[s:s + batch_size], dtype=torch.float32)
+        backbone.fit_normalizer(zoo.batch(idx[s:s + batch_size], dtype=torch.float32,
+                                          y=task.targets(idx[s:s + batch_size]))
                                 for s in range(0, len(idx), batch_size))
 
 
@@ -424,7 +426,7 @@ def _train_sgd(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndar
     dtype = torch.float32
     torch.manual_seed(_mix(cfg.seed, 0xB11D))
     backbone = build_backbone(cfg, task, zoo)
-    _fit_normalizer(backbone, zoo, splits["train"], cfg.eval_batch_size)
+    _fit_normalizer(backbone, zoo, task, splits["train"], cfg.eval_batch_size)
     module = task.wrap(backbone, zoo).to(ctx.device)
     params = _num_params(module)
     opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
