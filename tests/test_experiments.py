@@ -94,3 +94,34 @@ def test_ablations_script(scripts, tiny_zoo, tmp_path):
     assert (out / "ablations.png").stat().st_size > 1000
     _meta_ok(out)
     assert "### Bidirectional vs forward-only" in (out / "table.md").read_text()
+
+
+def test_generalization_script_with_and_without_the_other_subset(tiny_zoo, tmp_path):
+    sys.path.insert(0, str(EXPERIMENTS))
+    try:
+        gen = importlib.import_module("generalization")
+    finally:
+        sys.path.remove(str(EXPERIMENTS))
+    out, runs = tmp_path / "gen", tmp_path / "runs"
+    common = ["--zoo", str(tiny_zoo), "--activations", "relu", "--levels", "0,2", "--seeds", "1", "--epochs", "1",
+              "--hidden-dim", "4", "--num-layers", "1", "--batch-size", "8", "--out", str(out), "--runs", str(runs),
+              "--threads", "1", "--quiet"]
+    assert gen.main([*common, "--models", "statnn-gbm,statnn", "--no-invariant-gbm"]) == 0
+    assert gen.main([*common, "--models", "statnn", "--append", "--train-with-other",
+                     "--extra-model", 'monomial+f:monomial:{"feature_readout": true, "feature_slots": 2}']) == 0
+    rows = json.loads((out / "relu" / "results.json").read_text())
+    assert {r["model"] for r in rows} == {"statnn-gbm", "statnn", "statnn+other", "monomial+f+other", "invariant-gbm+other"}
+    # the same test nets for every row: one test set size, from the subset's own split
+    meta = json.loads((out / "relu" / "meta.json").read_text())
+    assert meta["train_with"] == ["tanh"] and meta["train_nets"] > meta["split_sizes"]["train"]
+    assert meta["history"][0]["split_sizes"] == meta["split_sizes"]
+    assert (runs / "relu+other" / "runs" / "statnn-s0" / "metrics.json").is_file()
+    trained = json.loads((runs / "relu+other" / "runs" / "statnn-s0" / "metrics.json").read_text())["nets"]
+    assert trained["train"] == meta["train_nets"] and trained["test"] == meta["split_sizes"]["test"]
+    # baselines trained on both subsets count towards the bar too
+    check = gen.target_check(rows, [0.0, 2.0])
+    taus = {m: [r["value"] for r in rows if r["model"] == m and r["metric"] == "tau" and r["augment_level"] == 0.0]
+            for m in ("statnn-gbm", "statnn", "statnn+other")}
+    best = max(taus, key=lambda m: taus[m][0])
+    assert check[0].startswith(f"best baseline at level 0: {best} ")
+    assert any(line.startswith("monomial+f+other τ per level") for line in check)
