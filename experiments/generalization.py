@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -88,6 +89,42 @@ def ensemble_rows(run_dir: Path, models: list[str], extra: list[str], levels: li
             rows += [{"model": f"{name}-ens{seeds}", "task": ev["task"], "augment_level": level, "seed": 0,
                       "metric": k, "value": float(v)} for k, v in row.items() if k != "augment"]
     return rows
+
+
+def memory_rows(specs: list[tuple[str, str, dict]], zoo_path: Path, act: str, common: dict, threads: int,
+                progress: bool = True) -> list[dict]:
+    """Rows of metric ``peak_rss_mb``: peak memory of training each (name, model, options) configuration for one
+    epoch (seed 0, the runs' own settings), each in a fresh process (``monomial_gmn.bench.measure_training``)."""
+    from monomial_gmn.bench import run_in_subprocess
+    from monomial_gmn.train import TrainConfig
+
+    keys = ("epochs", "batch_size", "lr", "weight_decay", "hidden_dim", "num_layers", "patience", "augment",
+            "train_with")
+    rows = []
+    for name, model, kw in specs:
+        cfg = TrainConfig(zoo=str(zoo_path), task="generalization", model=model, out="unused", seed=0,
+                          activation=act, model_kwargs=dict(kw), **{k: common[k] for k in keys})
+        res = run_in_subprocess({"kind": "training", "threads": threads, "kwargs": {"config": cfg.to_dict()}})
+        if res.get("status") != "ok":
+            raise SystemExit(f"--memory: measuring {name} ({act}) failed: {res.get('reason')}")
+        if progress:
+            print(f"  {name}: peak RSS {res['peak_rss_mb']:.0f} MiB training one epoch "
+                  f"({res['peak_rss_mb_above_import']:.0f} MiB above the import)", flush=True)
+        rows.append({"model": name, "task": "generalization", "augment_level": None, "seed": 0,
+                     "metric": "peak_rss_mb", "value": float(res["peak_rss_mb"])})
+    return rows
+
+
+def write_subset_report(sub: Path, rows: list[dict], act: str, sizes: dict) -> str:
+    """``sub/table.md`` and ``sub/tau_vs_scale.png`` from ``rows``; returns the table."""
+    from monomial_gmn._io import atomic_write_text
+    from monomial_gmn.train import plot_results, results_table
+
+    title = f"generalization, {act} nets ({sizes['train']} train / {sizes['val']} val / {sizes['test']} test)"
+    table = results_table(rows, "tau", title=title)
+    atomic_write_text(sub / "table.md", table)
+    plot_results(rows, "tau", sub / "tau_vs_scale.png", title=f"digits-cnn, {act} nets")
+    return table
 
 
 def target_check(rows: list[dict], levels: list[float]) -> list[str]:
@@ -173,22 +210,39 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--append", action="store_true",
                    help="keep the rows of other models already in --out/<act>/results.json (replace only the "
                         "models run now)")
+    p.add_argument("--memory", action="store_true",
+                   help="also measure each model run now: peak RSS of training its seed-0 configuration for one "
+                        "epoch in a fresh process (a 'peak MiB' column in the tables)")
+    p.add_argument("--memory-only", action="store_true",
+                   help="only measure the peak memory of the given models (no training) and merge it into "
+                        "--out/<act>/results.json")
+    p.add_argument("--report-only", action="store_true",
+                   help="only rewrite the tables, plots and summary.md from --out/<act>/results.json")
     p.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads (default 1: the CPU is shared)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
 
-    from monomial_gmn._io import atomic_write_json, atomic_write_text
-    from monomial_gmn.train import compare, plot_results, results_table
+    from monomial_gmn._io import atomic_write_json
+    from monomial_gmn.train import compare
     from monomial_gmn.train._compare import EVAL_SEED, parse_levels
     from monomial_gmn.train import open_run_zoo, split_for
 
+    out = Path(a.out)
+    if a.report_only:
+        for sub in sorted(p for p in out.iterdir() if (p / "results.json").is_file()) if out.is_dir() else []:
+            write_subset_report(sub, load_json(sub / "results.json"), sub.name,
+                                load_json(sub / "meta.json")["split_sizes"])
+        if not out.is_dir() or not any((p / "results.json").is_file() for p in out.iterdir()):
+            raise SystemExit(f"--report-only: no <act>/results.json under {out}")
+        write_summary(out)
+        print(f"wrote {out}/summary.md", flush=True)
+        return 0
     torch.manual_seed(0)
     torch.set_num_threads(a.threads)
     t_start = time.perf_counter()
     zoo_path = ensure_zoo("digits-cnn", a.zoo, a.nets, seed=a.zoo_seed)
     levels = parse_levels(a.levels)
     models = [m for m in a.models.split(",") if m]
-    out = Path(a.out)
     settings = {k: getattr(a, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "hidden_dim", "num_layers",
                                            "patience", "train_augment", "train_with_other", "threads")}
     zoo_rel = str(Path(zoo_path).resolve().relative_to(ROOT)) if Path(zoo_path).resolve().is_relative_to(ROOT) \
@@ -206,33 +260,38 @@ def main(argv: list[str] | None = None) -> int:
                       batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, hidden_dim=a.hidden_dim,
                       num_layers=a.num_layers, patience=a.patience, augment=a.train_augment, train_with=train_with)
         rows: list[dict] = []
-        if models:
-            rows = compare(str(zoo_path), "generalization", models, levels, run_dir, **common)
-        for spec in a.extra_model:
-            name, model, kw = parse_extra_model(spec)
-            extra = compare(str(zoo_path), "generalization", [model], levels, run_dir / name, model_kwargs=kw,
-                            **common)
-            for r in extra:
-                r["model"] = name
-            rows += extra
-        if a.invariant_gbm:
-            rows += invariant_gbm_rows(zoo, levels, a.seeds, EVAL_SEED, activation=act, train_with=train_with)
-        if a.ensemble:
-            rows += ensemble_rows(run_dir, models, a.extra_model, levels, a.seeds, zoo, EVAL_SEED)
+        specs = [(m, m, {}) for m in models] + [parse_extra_model(x) for x in a.extra_model] \
+            + ([("invariant-gbm", "invariant-gbm", {})] if a.invariant_gbm else [])
+        if not a.memory_only:
+            if models:
+                rows = compare(str(zoo_path), "generalization", models, levels, run_dir, **common)
+            for name, model, kw in specs[len(models):len(models) + len(a.extra_model)]:
+                extra = compare(str(zoo_path), "generalization", [model], levels, run_dir / name, model_kwargs=kw,
+                                **common)
+                for r in extra:
+                    r["model"] = name
+                rows += extra
+            if a.invariant_gbm:
+                rows += invariant_gbm_rows(zoo, levels, a.seeds, EVAL_SEED, activation=act, train_with=train_with)
+            if a.ensemble:
+                rows += ensemble_rows(run_dir, models, a.extra_model, levels, a.seeds, zoo, EVAL_SEED)
+        if a.memory or a.memory_only:
+            rows += memory_rows(specs, Path(zoo_path), act, common, a.threads, progress=not a.quiet)
         if train_with:
-            for r in rows:
-                r["model"] += OTHER
+            for r in rows:  # 'np' → 'np+other', 'np-ens3' → 'np+other-ens3'
+                r["model"] = re.sub(r"(-ens\d+)?$", lambda m: OTHER + (m.group(1) or ""), r["model"], count=1)
         sub.mkdir(parents=True, exist_ok=True)
-        if a.append and (sub / "results.json").is_file():
+        if (a.append or a.memory_only) and (sub / "results.json").is_file():
             now = {r["model"] for r in rows}
-            rows = [r for r in load_json(sub / "results.json") if r["model"] not in now] + rows
+            if a.memory_only:  # replace only the memory rows of the models measured now
+                keep = lambda r: not (r["model"] in now and r["metric"] == "peak_rss_mb")  # noqa: E731
+            else:
+                keep = lambda r: r["model"] not in now  # noqa: E731
+            rows = [r for r in load_json(sub / "results.json") if keep(r)] + rows
         atomic_write_json(sub / "results.json", rows)
-        title = f"generalization, {act} nets ({sizes['train']} train / {sizes['val']} val / {sizes['test']} test)"
-        table = results_table(rows, "tau", title=title)
-        atomic_write_text(sub / "table.md", table)
-        plot_results(rows, "tau", sub / "tau_vs_scale.png", title=f"digits-cnn, {act} nets")
+        table = write_subset_report(sub, rows, act, sizes)
         history = []
-        if a.append and (sub / "meta.json").is_file():
+        if (a.append or a.memory_only) and (sub / "meta.json").is_file():
             prev = load_json(sub / "meta.json")
             history = prev.pop("history", []) + [prev]
         write_meta(sub, history=history, zoo=zoo_rel, zoo_nets=a.nets, zoo_seed=a.zoo_seed, activation=act, split_sizes=sizes,

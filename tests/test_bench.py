@@ -132,3 +132,26 @@ def test_bench_shapes_and_synthetic_zoo(name, nodes, edges, params, side):
     assert torch.equal(spec.flatten(net), a[2])
     batch = mg.batch_stacked(spec, x, e)
     assert batch.num_graphs == 5 and batch.x.shape == (5 * nodes, 1) and batch.edge_attr.shape == (5 * edges, side ** 2)
+
+
+def test_measure_training_reports_the_peak_memory_of_a_real_run_configuration(tmp_path):
+    """The memory figure next to τ: one epoch of a configured run (feature readout included) in a fresh process."""
+    from test_train_zoos import make_cnn_zoo
+
+    from monomial_gmn.train import TrainConfig
+
+    zoo = tmp_path / "zoo"
+    make_cnn_zoo(zoo, n=48, channels=2)
+    cfg = TrainConfig(zoo=str(zoo), task="generalization", model="monomial", out=str(tmp_path / "unused"),
+                      epochs=50, batch_size=4, hidden_dim=8, num_layers=1, activation="relu",
+                      model_kwargs={"feature_readout": True, "feature_slots": 2})
+    res = run_in_subprocess({"kind": "training", "threads": 1, "kwargs": {"config": cfg.to_dict()}}, timeout=300)
+    assert res["status"] == "ok", res
+    assert res["epochs"] == 1 and res["model"] == "monomial" and res["model_kwargs"]["feature_readout"] is True
+    assert 0 < res["train_nets"] // 4 <= res["steps"] <= math.ceil(res["train_nets"] / 4)  # one epoch, not 50
+    assert res["params"] > 0 and res["peak_rss_mb"] >= res["rss_mb_after_import"] > 0
+    assert res["peak_rss_mb_above_import"] == pytest.approx(res["peak_rss_mb"] - res["rss_mb_after_import"])
+    assert not (tmp_path / "unused").exists()  # the run went to a temporary directory
+    bad = run_in_subprocess({"kind": "training", "threads": 1,
+                             "kwargs": {"config": {**cfg.to_dict(), "zoo": str(tmp_path / "missing")}}}, timeout=120)
+    assert bad["status"] == "error" and "missing" in bad["reason"]

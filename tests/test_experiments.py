@@ -125,3 +125,41 @@ def test_generalization_script_with_and_without_the_other_subset(tiny_zoo, tmp_p
     best = max(taus, key=lambda m: taus[m][0])
     assert check[0].startswith(f"best baseline at level 0: {best} ")
     assert any(line.startswith("monomial+f+other τ per level") for line in check)
+
+
+def test_generalization_script_memory_and_report_only(tiny_zoo, tmp_path):
+    """--memory-only adds a peak-MiB column without training; --report-only rewrites the reports from the rows."""
+    sys.path.insert(0, str(EXPERIMENTS))
+    try:
+        gen = importlib.import_module("generalization")
+    finally:
+        sys.path.remove(str(EXPERIMENTS))
+    out, runs = tmp_path / "gen", tmp_path / "runs"
+    common = ["--zoo", str(tiny_zoo), "--activations", "relu", "--levels", "0", "--seeds", "1", "--epochs", "1",
+              "--hidden-dim", "4", "--num-layers", "1", "--batch-size", "8", "--out", str(out), "--runs", str(runs),
+              "--threads", "1", "--quiet", "--no-invariant-gbm"]
+    assert gen.main([*common, "--models", "statnn-gbm,statnn"]) == 0
+    before = json.loads((out / "relu" / "results.json").read_text())
+    assert "peak MiB" not in (out / "relu" / "table.md").read_text()
+    assert gen.main([*common, "--models", "statnn", "--memory-only"]) == 0
+    rows = json.loads((out / "relu" / "results.json").read_text())
+    assert [r for r in rows if r["metric"] != "peak_rss_mb"] == before  # nothing retrained, nothing dropped
+    peak = [r for r in rows if r["metric"] == "peak_rss_mb"]
+    assert [r["model"] for r in peak] == ["statnn"] and peak[0]["value"] > 0
+    table = (out / "relu" / "table.md").read_text()
+    assert "| params | peak MiB |" in table
+    line = next(ln for ln in table.splitlines() if ln.startswith("| statnn |"))
+    assert line.rstrip(" |").split("|")[-1].strip() == f"{peak[0]['value']:,.0f}"
+    assert next(ln for ln in table.splitlines() if ln.startswith("| statnn-gbm |")).endswith("| — |")
+    assert "peak MiB" in (out / "summary.md").read_text()
+    # measuring again replaces the memory row instead of adding a second one
+    assert gen.main([*common, "--models", "statnn", "--memory-only"]) == 0
+    rows = json.loads((out / "relu" / "results.json").read_text())
+    assert sum(r["metric"] == "peak_rss_mb" for r in rows) == 1
+    table = (out / "relu" / "table.md").read_text()
+    (out / "relu" / "table.md").unlink()
+    (out / "summary.md").unlink()
+    assert gen.main(["--out", str(out), "--report-only"]) == 0
+    assert (out / "relu" / "table.md").read_text() == table and (out / "summary.md").is_file()
+    with pytest.raises(SystemExit, match="no <act>/results.json"):
+        gen.main(["--out", str(tmp_path / "empty"), "--report-only"])

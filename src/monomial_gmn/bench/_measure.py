@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,7 +19,7 @@ from ._models import ModelUnavailable, build_bench_model
 from ._shapes import SHAPES, BenchShape, synthetic_zoo
 from ._timing import loadavg, peak_rss_mb, time_it
 
-__all__ = ["measure_conversion", "measure_matmul", "measure_model", "measure_scaling", "linear_fit"]
+__all__ = ["measure_conversion", "measure_matmul", "measure_model", "measure_scaling", "measure_training", "linear_fit"]
 
 
 # ---------------------------------------------------------------------------------------------- conversion
@@ -266,6 +267,48 @@ def measure_model(model: str = "monomial", shape: str = "cnn", batch: int = 64, 
         res["profile_infer_top_ops"] = _top_ops(prof2, top_k)
     res["loadavg_end"] = loadavg()
     res["status"] = "ok"
+    return res
+
+
+# ---------------------------------------------------------------------------------------------- training
+def measure_training(config: dict[str, Any], epochs: int = 1) -> dict[str, Any]:
+    """Peak memory and time of training one run configuration for ``epochs`` epoch(s), in this process.
+
+    ``config`` is a :class:`~monomial_gmn.train.TrainConfig` as a dict (what ``RUN/config.json`` holds): the
+    real zoo, split, batch size, model and ``model_kwargs``, so feature and probe readouts, normaliser fitting
+    and the end-of-epoch evaluation are all counted. The run goes to a temporary directory that is removed
+    afterwards; ``epochs`` replaces the configured number (the peak is reached in the first epoch: every
+    training and validation net has been featurised and every step has the same shapes) and early stopping
+    is off. Run it in a fresh process (``run_in_subprocess({"kind": "training", "kwargs": {"config": ...}})``,
+    what ``experiments/generalization.py --memory`` does) so that ``peak_rss_mb`` is this configuration's own.
+
+    Returns ``peak_rss_mb`` (the process's peak RSS, MiB), ``peak_rss_mb_above_import`` (minus the RSS after
+    importing the library), ``train_seconds``, ``steps``, ``params`` and, when the run used CUDA,
+    ``cuda_peak_allocated_mb``.
+    """
+    import tempfile
+
+    from ..train import TrainConfig, train
+
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    res: dict[str, Any] = {"rss_mb_after_import": peak_rss_mb(), "threads": torch.get_num_threads(),
+                           "epochs": int(epochs)}
+    with tempfile.TemporaryDirectory(prefix="monomial-gmn-mem-") as tmp:
+        cfg = TrainConfig.from_dict({**config, "epochs": int(epochs), "patience": 0, "out": str(Path(tmp) / "run")})
+        res.update(model=cfg.model, model_kwargs=dict(cfg.model_kwargs), batch_size=cfg.batch_size,
+                   activation=cfg.activation, train_with=list(cfg.train_with))
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        result = train(cfg, progress=False)
+        res["train_seconds"] = time.perf_counter() - t0
+        res["peak_rss_mb"] = peak_rss_mb()
+        if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
+            res["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    res["peak_rss_mb_above_import"] = res["peak_rss_mb"] - res["rss_mb_after_import"]
+    res.update(steps=int(result["steps"]), params=int(result["params"]), train_nets=int(result["nets"]["train"]),
+               status="ok")
     return res
 
 

@@ -1,7 +1,7 @@
 """Run one measurement in a fresh Python process, so peak RSS and thread settings never mix.
 
 Protocol: the parent starts ``python -m monomial_gmn.bench._worker`` with a JSON task on stdin
-(``{"kind": "conversion"|"matmul"|"model"|"scaling", "threads": T, "kwargs": {...}, "env": {...}}``, ``env``
+(``{"kind": "conversion"|"matmul"|"model"|"scaling"|"training", "threads": T, "kwargs": {...}, "env": {...}}``, ``env``
 optional extra environment variables); the worker sets the
 thread count, runs the measurement and prints one JSON object on its last stdout line.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 __all__ = ["run_task", "run_in_subprocess"]
 
-_KINDS = ("conversion", "matmul", "model", "scaling")
+_KINDS = ("conversion", "matmul", "model", "scaling", "training")
 
 
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
@@ -34,7 +34,8 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
         torch.set_num_threads(threads)
     kwargs = dict(task.get("kwargs") or {})
     fn = {"conversion": _measure.measure_conversion, "matmul": _measure.measure_matmul,
-          "model": _measure.measure_model, "scaling": _measure.measure_scaling}[kind]
+          "model": _measure.measure_model, "scaling": _measure.measure_scaling,
+          "training": _measure.measure_training}[kind]
     return fn(**kwargs)
 
 

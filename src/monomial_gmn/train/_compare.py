@@ -141,15 +141,19 @@ def results_table(rows: list[dict[str, Any]], metric: str, title: str = "") -> s
     """A markdown table: mean ± std over seeds of ``metric`` per model (rows) and augmentation level (columns).
 
     Level k means test nets transformed with factors U[1, 10^k] on ReLU neurons / random signs on tanh
-    neurons (level 0: untransformed). The best mean per column is in bold.
+    neurons (level 0: untransformed). The best mean per column is in bold. Where rows carry a ``peak_rss_mb``
+    metric (peak memory of training the model, see :func:`monomial_gmn.bench.measure_training`), a
+    ``peak MiB`` column follows ``params``.
     """
     models, levels, stats = _summary(rows, metric)
     higher = metric not in ("mse", "cross_entropy")
-    head = "| model | " + " | ".join(f"level {_fmt_level(lv)}" for lv in levels) + " | params |"
+    peak = {r["model"]: r["value"] for r in rows if r["metric"] == "peak_rss_mb"}
+    head = ("| model | " + " | ".join(f"level {_fmt_level(lv)}" for lv in levels) + " | params |"
+            + (" peak MiB |" if peak else ""))
     lines = []
     if title:
         lines += [f"**{title}** — test {metric}, mean ± std over seeds", ""]
-    lines += [head, "|" + "---|" * (len(levels) + 2)]
+    lines += [head, "|" + "---|" * (len(levels) + 2 + bool(peak))]
     best = {}
     for lv in levels:
         vals = [stats[m, lv][0] for m in models if (m, lv) in stats]
@@ -165,32 +169,43 @@ def results_table(rows: list[dict[str, Any]], metric: str, title: str = "") -> s
             cells.append(f"**{cell}**" if best[lv] is not None and mean == best[lv] else cell)
         p = [r["value"] for r in rows if r["model"] == m and r["metric"] == "params"]
         cells.append(f"{int(p[0]):,}" if p and p[0] > 0 else "—")
+        if peak:
+            cells.append(f"{peak[m]:,.0f}" if m in peak else "—")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def plot_results(rows: list[dict[str, Any]], metric: str, path: str | Path, title: str = "") -> None:
-    """The metric against log10 of the scaling bound, one line per model, error bars over seeds (PNG)."""
+    """The metric against log10 of the scaling bound, one line per model, error bars over seeds (PNG).
+
+    The legend sits to the right of the axes, so any number of models stays readable: each model gets its own
+    colour from a 20-colour cycle, and the line style changes every 20 models.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     models, levels, stats = _summary(rows, metric)
-    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=120)
-    for m in models:
+    ncol = 1 if len(models) <= 18 else 2
+    longest = max((len(m) for m in models), default=8)
+    fig, ax = plt.subplots(figsize=(5.5 + ncol * (0.6 + 0.065 * longest), max(3.8, 0.2 * len(models) / ncol + 1)),
+                           dpi=120)
+    colors = plt.get_cmap("tab20" if len(models) > 10 else "tab10").colors
+    styles = ("-", "--", ":", "-.")
+    for i, m in enumerate(models):
         lv = [x for x in levels if (m, x) in stats]
-        ax.errorbar(lv, [stats[m, x][0] for x in lv], yerr=[stats[m, x][1] for x in lv], marker="o",
-                    capsize=3, label=m)
+        ax.errorbar(lv, [stats[m, x][0] for x in lv], yerr=[stats[m, x][1] for x in lv], marker="o", markersize=4,
+                    capsize=3, label=m, color=colors[i % len(colors)], linestyle=styles[i // len(colors) % 4])
     ax.set_xlabel("log10 of the scaling bound s (ReLU neurons × U[1, s]; tanh/sin: random signs)", fontsize=8)
     ax.set_ylabel(f"test {metric}")
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
+    if models:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, ncol=ncol, frameon=False)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", bbox_inches="tight")
     plt.close(fig)
 
 
