@@ -96,12 +96,16 @@ def test_ablations_script(scripts, tiny_zoo, tmp_path):
     assert "### Bidirectional vs forward-only" in (out / "table.md").read_text()
 
 
-def test_generalization_script_with_and_without_the_other_subset(tiny_zoo, tmp_path):
+def _generalization():
     sys.path.insert(0, str(EXPERIMENTS))
     try:
-        gen = importlib.import_module("generalization")
+        return importlib.import_module("generalization")
     finally:
         sys.path.remove(str(EXPERIMENTS))
+
+
+def test_generalization_script_with_and_without_the_other_subset(tiny_zoo, tmp_path):
+    gen = _generalization()
     out, runs = tmp_path / "gen", tmp_path / "runs"
     common = ["--zoo", str(tiny_zoo), "--activations", "relu", "--levels", "0,2", "--seeds", "1", "--epochs", "1",
               "--hidden-dim", "4", "--num-layers", "1", "--batch-size", "8", "--out", str(out), "--runs", str(runs),
@@ -129,11 +133,7 @@ def test_generalization_script_with_and_without_the_other_subset(tiny_zoo, tmp_p
 
 def test_generalization_script_memory_and_report_only(tiny_zoo, tmp_path):
     """--memory-only adds a peak-MiB column without training; --report-only rewrites the reports from the rows."""
-    sys.path.insert(0, str(EXPERIMENTS))
-    try:
-        gen = importlib.import_module("generalization")
-    finally:
-        sys.path.remove(str(EXPERIMENTS))
+    gen = _generalization()
     out, runs = tmp_path / "gen", tmp_path / "runs"
     common = ["--zoo", str(tiny_zoo), "--activations", "relu", "--levels", "0", "--seeds", "1", "--epochs", "1",
               "--hidden-dim", "4", "--num-layers", "1", "--batch-size", "8", "--out", str(out), "--runs", str(runs),

@@ -72,6 +72,29 @@ def test_outputs_are_the_real_networks_outputs(seed):
         torch.testing.assert_close(out[i], want, rtol=1e-10, atol=1e-12)
 
 
+def test_probe_bank_fed_in_chunks_gives_the_same_outputs(monkeypatch):
+    """Bounded memory: the forward pass runs the bank in (networks × probes)-limited chunks, same outputs."""
+    import monomial_gmn.features._probe as probe_mod
+
+    archs = [_random_arch(3, out=10), digits_cnn_architecture("relu")]
+    pf = ProbeFeatures(archs, num_probes=20, seed=1, scales=[0.5, 2.0])
+    batch, flats = _batch(archs, per_arch=3, dtype=torch.float64)
+    whole = pf.outputs(batch)
+    from monomial_gmn.data import _functional
+
+    calls, orig = [], _functional.stacked_forward
+
+    def counting(arch, params, x, *args, **kwargs):
+        calls.append(x.shape[0])
+        return orig(arch, params, x, *args, **kwargs)
+
+    monkeypatch.setattr(probe_mod, "_MAX_FORWARD_ROWS", 7)  # 3 networks → 2 probes a pass
+    monkeypatch.setattr(_functional, "stacked_forward", counting)
+    chunked = pf.outputs(batch)
+    assert max(calls) == 2 and sum(calls) == 2 * 40  # 40 probes (20 × 2 scales) per architecture
+    torch.testing.assert_close(chunked, whole, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_invariant_under_random_group_elements(seed, dtype):
     archs = [_random_arch(seed), _random_arch(seed + 50)]

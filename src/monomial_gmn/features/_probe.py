@@ -35,6 +35,9 @@ _OUTPUT_MODES = ("summary", "raw", "both")
 #: Outputs are clipped to ±this (NaN → 0): a network whose forward pass overflows still gets finite features
 #: (clipping the function's values commutes with the group, so invariance is kept).
 _OUTPUT_BOUND = 1e12
+# (networks × probes) per batched forward pass: the probe bank is fed in chunks so that the activations of one
+# pass stay bounded (~70 MB in float64 for the digits CNN) whatever the batch size and the number of probes
+_MAX_FORWARD_ROWS = 8192
 _LOGP_FLOOR = 50.0  # agree_logp averages log-probabilities floored at -50 (a sure miss costs as much as e^-50)
 _GLOBAL = ("abs_mean", "std")
 _SOFTMAX = ("maxprob_mean", "maxprob_std", "entropy_mean", "entropy_std", "margin_mean", "margin_std",
@@ -312,7 +315,10 @@ class ProbeFeatures(nn.Module):
             flat = ix.flat_params(x_all[nodes, 0].double(), data.edge_attr[edges].double(), src, dst, where)
             bank = self._bank(ix.arch).to(dtype=flat.dtype, device=flat.device)
             probes = torch.cat([bank * v for v in self.scales]) if len(self.scales) > 1 else bank
-            o = stacked_forward(ix.arch, ix.arch.unflatten(flat), probes)
+            params = ix.arch.unflatten(flat)
+            step = max(1, _MAX_FORWARD_ROWS // max(int(cand.numel()), 1))
+            o = torch.cat([stacked_forward(ix.arch, params, probes[i:i + step])
+                           for i in range(0, probes.shape[0], step)], dim=1)
             out[cand] = o.nan_to_num(nan=0.0, posinf=_OUTPUT_BOUND, neginf=-_OUTPUT_BOUND).clamp(-_OUTPUT_BOUND,
                                                                                                   _OUTPUT_BOUND)
             done[cand] = True
