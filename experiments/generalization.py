@@ -229,11 +229,12 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(a.out)
     if a.report_only:
-        for sub in sorted(p for p in out.iterdir() if (p / "results.json").is_file()) if out.is_dir() else []:
+        subs = sorted(p for p in out.iterdir() if (p / "results.json").is_file()) if out.is_dir() else []
+        if not subs:
+            raise SystemExit(f"--report-only: no <act>/results.json under {out}")
+        for sub in subs:
             write_subset_report(sub, load_json(sub / "results.json"), sub.name,
                                 load_json(sub / "meta.json")["split_sizes"])
-        if not out.is_dir() or not any((p / "results.json").is_file() for p in out.iterdir()):
-            raise SystemExit(f"--report-only: no <act>/results.json under {out}")
         write_summary(out)
         print(f"wrote {out}/summary.md", flush=True)
         return 0
@@ -260,12 +261,13 @@ def main(argv: list[str] | None = None) -> int:
                       batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, hidden_dim=a.hidden_dim,
                       num_layers=a.num_layers, patience=a.patience, augment=a.train_augment, train_with=train_with)
         rows: list[dict] = []
-        specs = [(m, m, {}) for m in models] + [parse_extra_model(x) for x in a.extra_model] \
+        extras = [parse_extra_model(x) for x in a.extra_model]
+        specs = [(m, m, {}) for m in models] + extras \
             + ([("invariant-gbm", "invariant-gbm", {})] if a.invariant_gbm else [])
         if not a.memory_only:
             if models:
                 rows = compare(str(zoo_path), "generalization", models, levels, run_dir, **common)
-            for name, model, kw in specs[len(models):len(models) + len(a.extra_model)]:
+            for name, model, kw in extras:
                 extra = compare(str(zoo_path), "generalization", [model], levels, run_dir / name, model_kwargs=kw,
                                 **common)
                 for r in extra:
