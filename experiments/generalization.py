@@ -95,15 +95,16 @@ def memory_rows(specs: list[tuple[str, str, dict]], zoo_path: Path, act: str, co
                 progress: bool = True) -> list[dict]:
     """Rows of metric ``peak_rss_mb``: peak memory of training each (name, model, options) configuration for one
     epoch (seed 0, the runs' own settings), each in a fresh process (``monomial_gmn.bench.measure_training``)."""
+    import dataclasses
+
     from monomial_gmn.bench import run_in_subprocess
     from monomial_gmn.train import TrainConfig
 
-    keys = ("epochs", "batch_size", "lr", "weight_decay", "hidden_dim", "num_layers", "patience", "augment",
-            "train_with")
+    settings = {f.name: common[f.name] for f in dataclasses.fields(TrainConfig) if f.name in common}
     rows = []
     for name, model, kw in specs:
         cfg = TrainConfig(zoo=str(zoo_path), task="generalization", model=model, out="unused", seed=0,
-                          activation=act, model_kwargs=dict(kw), **{k: common[k] for k in keys})
+                          model_kwargs=dict(kw), **settings)
         res = run_in_subprocess({"kind": "training", "threads": threads, "kwargs": {"config": cfg.to_dict()}})
         if res.get("status") != "ok":
             raise SystemExit(f"--memory: measuring {name} ({act}) failed: {res.get('reason')}")

@@ -178,8 +178,8 @@ def results_table(rows: list[dict[str, Any]], metric: str, title: str = "") -> s
 def plot_results(rows: list[dict[str, Any]], metric: str, path: str | Path, title: str = "") -> None:
     """The metric against log10 of the scaling bound, one line per model, error bars over seeds (PNG).
 
-    The legend sits to the right of the axes, so any number of models stays readable: each model gets its own
-    colour from a 20-colour cycle, and the line style changes every 20 models.
+    The legend sits to the right of the axes, so any number of models stays readable: each model gets a colour
+    of a 10-colour (up to 10 models) or 20-colour cycle, and the line style changes each time the cycle wraps.
     """
     import matplotlib
 
