@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -12,7 +13,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_torch_save",
-           "safe_torch_load"]
+           "safe_torch_load", "torch_load_error"]
 
 
 @contextlib.contextmanager
@@ -58,3 +59,24 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
 def safe_torch_load(path: str | os.PathLike) -> Any:
     """``torch.load(path, weights_only=True)`` on CPU; never unpickles arbitrary objects."""
     return torch.load(Path(path), map_location="cpu", weights_only=True)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def torch_load_error(exc: BaseException) -> str:
+    """Our one-line reason for a failed ``torch.load(weights_only=True)`` (never torch's advice to retry with
+    ``weights_only=False``, which would execute code from the file)."""
+    text = _ANSI.sub("", str(exc))
+    if isinstance(exc, EOFError) or "Ran out of input" in text:
+        return "the file is empty or truncated"
+    if "Weights only load failed" in text or "WeightsUnpickler" in text:
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        what = f" (it references {found.group(1)})" if found else ""
+        return (f"it holds pickled Python objects{what}, not only tensors; such files are never unpickled here "
+                "(save a state dict: torch.save(model.state_dict(), path))")
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    if isinstance(exc, RuntimeError) and "zip" in first.lower():
+        return f"not a file written by torch.save, or a corrupt one ({first})"
+    return f"not a file written by torch.save, or a corrupt one ({type(exc).__name__}" + \
+        (f": {first})" if first else ")")

@@ -4,13 +4,15 @@ Each subcommand lives in its own ``cmd_<name>.py`` module here, exposing ``regis
 its parser and sets ``func(args) -> int``. Modules are discovered, so adding a command touches no other file.
 
 User errors (bad files, unknown names, bad option values) print one line ``monomial-gmn: error: ...`` and
-exit with code 2 — never a traceback.
+exit with code 2 — never a traceback. A closed output pipe (``monomial-gmn zoo info Z | head -1``) ends the
+command quietly (exit code 141, as a shell reports SIGPIPE).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -43,10 +45,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            code = _run(argv)
+        except SystemExit:  # --help, argparse errors: flush what was printed before leaving
+            sys.stdout.flush()
+            raise
+        sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
+        return code
+    except BrokenPipeError:  # the reader went away (| head): stop quietly
+        _drop_stdout()
+        return 141
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        raise
     except _user_errors() as exc:  # one line, exit 2
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"monomial-gmn: error: {msg}", file=sys.stderr)
@@ -54,6 +72,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("monomial-gmn: interrupted", file=sys.stderr)
         return 130
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot raise again."""
+    try:
+        if sys.stdout is not None and sys.stdout is sys.__stdout__:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        else:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,24 +5,40 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .._io import atomic_torch_save
+from .._io import atomic_torch_save, torch_load_error
 from . import CLIError
 
 
 def import_callable(spec: str):
-    """'package.module:name' → the object (a class or factory)."""
+    """'package.module:name' → the object (a class or factory).
+
+    The current working directory is searched too (after the installed packages), so ``--arch mymodels:make``
+    finds ``./mymodels.py`` even when the command runs as an installed script.
+    """
     if ":" not in spec:
         raise CLIError(f"--arch must look like 'package.module:callable', got {spec!r}")
     mod, name = spec.split(":", 1)
+    if not mod or not name:
+        raise CLIError(f"--arch must look like 'package.module:callable', got {spec!r}")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
     try:
         obj = importlib.import_module(mod)
-    except ImportError as exc:
-        raise CLIError(f"--arch: cannot import module '{mod}': {exc}") from None
+    except ModuleNotFoundError as exc:
+        if exc.name and (mod == exc.name or mod.startswith(exc.name + ".")):
+            raise CLIError(f"--arch: no module named '{exc.name}' (searched the installed packages and the "
+                           f"current directory {cwd}; run from the directory holding it or add it to "
+                           f"PYTHONPATH)") from None
+        raise CLIError(f"--arch: importing module '{mod}' failed: {_one_line(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - any error raised while importing the user's module
+        raise CLIError(f"--arch: importing module '{mod}' failed: {_one_line(exc)}") from None
     for part in name.split("."):
         if not hasattr(obj, part):
             raise CLIError(f"--arch: module '{mod}' has no attribute '{name}'")
@@ -30,6 +46,11 @@ def import_callable(spec: str):
     if not callable(obj):
         raise CLIError(f"--arch: '{spec}' is not callable")
     return obj
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -47,8 +68,7 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickled modules and corrupt files land here; nothing is executed
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CLIError(f"{path}: not a tensor-only state dict (loaded with weights_only=True): {first}") from None
+        raise CLIError(f"{path}: cannot read it as a state dict: {torch_load_error(exc)}") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -57,22 +77,56 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def load_network(path: str, arch: str, arch_kwargs: str = "{}") -> nn.Module:
-    """Build ``arch(**kwargs)`` and load the state dict at ``path`` into it (strict)."""
+    """Build ``arch(**kwargs)`` and load the state dict at ``path`` into it (strict).
+
+    The file is read (and checked) before the architecture is built.
+    """
     try:
         kwargs = json.loads(arch_kwargs)
     except json.JSONDecodeError as exc:
-        raise CLIError(f"--arch-kwargs is not valid JSON: {exc}") from None
+        raise CLIError(f"--arch-kwargs is not valid JSON ({exc.msg} at character {exc.pos})") from None
     if not isinstance(kwargs, dict):
-        raise CLIError("--arch-kwargs must be a JSON object")
-    net = import_callable(arch)(**kwargs)
-    if not isinstance(net, nn.Module):
-        raise CLIError(f"--arch '{arch}' did not return an nn.Module")
+        raise CLIError(f"--arch-kwargs must be a JSON object such as '{{\"in_features\": 2}}', got {arch_kwargs!r}")
     state = load_state_dict(path)
+    factory = import_callable(arch)
+    try:
+        net = factory(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - bad keyword arguments or an error inside the user's factory
+        raise CLIError(f"--arch {arch} with --arch-kwargs {json.dumps(kwargs)} failed: {_one_line(exc)}") from None
+    if not isinstance(net, nn.Module):
+        raise CLIError(f"--arch '{arch}' did not return an nn.Module (got {type(net).__name__})")
+    problem = state_dict_mismatch(net, state)
+    if problem:
+        raise CLIError(f"{path}: does not fit architecture {arch}: {problem}")
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise CLIError(f"{path}: does not fit architecture {arch}: {str(exc).splitlines()[0]}") from None
+        raise CLIError(f"{path}: does not fit architecture {arch}: {_one_line(exc)}") from None
     return net.eval()
+
+
+def _names(keys: list[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(k) for k in keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def state_dict_mismatch(net: nn.Module, state: dict[str, torch.Tensor], limit: int = 5) -> str:
+    """'' if ``state`` fits ``net`` exactly; else one line naming the missing and unexpected keys and the shape
+    mismatches (the first ``limit`` of each, then a count)."""
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k!r} is {tuple(state[k].shape)} in the file, {tuple(v.shape)} in the architecture"
+              for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    parts = []
+    if missing:
+        parts.append(f"missing key(s) {_names(missing, limit)}")
+    if unexpected:
+        parts.append(f"unexpected key(s) {_names(unexpected, limit)}")
+    if shapes:
+        parts.append("shape mismatch: " + "; ".join(shapes[:limit])
+                     + (f" and {len(shapes) - limit} more" if len(shapes) > limit else ""))
+    return "; ".join(parts)
 
 
 def save_graph(graph, path: str | os.PathLike) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._io import load_network, save_graph
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -19,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                "\"out_features\": 1}' --out graph.pt\n"
                "  monomial-gmn convert net.pt --arch mypkg.models:make_net --draw graph.png\n"
                "MODEL is a state dict saved with torch.save (read with weights_only=True; pickled modules are\n"
-               "never unpickled). --arch names a callable 'module.path:name' that builds the architecture.")
+               "never unpickled). --arch names a callable 'module.path:name' that builds the architecture; modules\n"
+               "are looked up in the installed packages, then in the current directory.")
     p.add_argument("model", help="state dict file (.pt/.pth, or .safetensors)")
     p.add_argument("--arch", required=True, help="import path 'package.module:callable' building the architecture")
     p.add_argument("--arch-kwargs", default="{}", help="JSON keyword arguments for --arch (default: {})")
@@ -31,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..graph import to_graph
+    from ._io import load_network, save_graph
 
     net = load_network(args.model, args.arch, args.arch_kwargs)
     graph = to_graph(net)

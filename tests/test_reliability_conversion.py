@@ -1,0 +1,139 @@
+"""Issue 21 regressions on the conversion side: silent wrong graphs, CLI crashes and rough messages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import monomial_gmn as mg
+from monomial_gmn.cli import main
+
+
+def _one_line_error(capsys, argv) -> str:
+    code = None
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse errors
+        code = exc.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and "error" in err and "Traceback" not in err, err
+    return err
+
+
+# ---------------------------------------------------------------------------------------------- package
+def test_testing_subpackage_reachable_after_plain_import():
+    code = ("import monomial_gmn as mg, sys; assert 'monomial_gmn.testing' not in sys.modules; "
+            "print(mg.testing.assert_equivariant.__name__, mg.to_graph.__name__, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["assert_equivariant", "to_graph", "True"]
+
+
+def test_package_import_and_cli_help_do_not_import_torch():
+    code = ("import sys, monomial_gmn\nfrom monomial_gmn.cli import build_parser\nbuild_parser()\n"
+            "print(sorted(m for m in ('torch', 'numpy', 'torch_geometric') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_lazy_names_match_all():
+    for name in mg.__all__:
+        assert getattr(mg, name) is not None, name
+    assert set(mg.__all__) <= set(dir(mg))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        mg.nope  # noqa: B018
+
+
+# ---------------------------------------------------------------------------------------------- CLI convert
+class _FakePipe:
+    """A stdout whose reader has gone away."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def _lin(tmp_path, name="lin.pt"):
+    path = tmp_path / name
+    torch.save(nn.Linear(3, 2).state_dict(), path)
+    return path
+
+
+LIN = ["--arch", "torch.nn:Linear", "--arch-kwargs", '{"in_features": 3, "out_features": 2}']
+
+
+def test_broken_pipe_ends_quietly(tmp_path, monkeypatch, capsys):
+    model = _lin(tmp_path)
+    monkeypatch.setattr(sys, "stdout", _FakePipe())
+    assert main(["convert", str(model), *LIN]) == 141
+    assert capsys.readouterr().err == ""
+
+
+def test_convert_missing_file_checked_before_the_architecture(tmp_path, capsys):
+    err = _one_line_error(capsys, ["convert", str(tmp_path / "nope.pt"), "--arch", "no_such_pkg_xyz:make"])
+    assert "nope.pt: no such file" in err
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ('{"in_features": 3}', "TypeError"),                       # a required argument missing
+    ('{"in_features": 3, "out_features": 2, "colour": 1}', "colour"),  # an unknown one
+    ('{"in_features": -3, "out_features": 2}', "RuntimeError"),  # the factory itself raises
+    ('[1, 2]', "must be a JSON object"),
+    ('{"in_features": ', "not valid JSON"),
+])
+def test_convert_bad_factory_call_is_one_line(tmp_path, capsys, kwargs, needle):
+    err = _one_line_error(capsys, ["convert", str(_lin(tmp_path)), "--arch", "torch.nn:Linear",
+                                   "--arch-kwargs", kwargs])
+    assert needle in err
+
+
+def test_convert_finds_arch_module_in_working_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "issue21_cwd_arch.py").write_text(
+        "import torch.nn as nn\n\ndef make(width=4):\n    return nn.Sequential(nn.Linear(2, width), nn.ReLU(), "
+        "nn.Linear(width, 1))\n\ndef broken():\n    raise ValueError('bad width')\n")
+    torch.save(nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1)).state_dict(), tmp_path / "net.pt")
+    try:
+        assert main(["convert", "net.pt", "--arch", "issue21_cwd_arch:make"]) == 0
+        assert '"nodes": 7' in capsys.readouterr().out.replace("num_", "")
+        err = _one_line_error(capsys, ["convert", "net.pt", "--arch", "issue21_cwd_arch:broken"])
+        assert "ValueError: bad width" in err
+    finally:
+        sys.modules.pop("issue21_cwd_arch", None)
+    err = _one_line_error(capsys, ["convert", "net.pt", "--arch", "issue21_no_such_module:make"])
+    assert "no module named 'issue21_no_such_module'" in err and "current directory" in err
+
+
+def test_convert_state_dict_mismatch_names_the_keys(tmp_path, capsys):
+    path = tmp_path / "partial.pt"
+    torch.save({"weight": torch.zeros(2, 3)}, path)
+    err = _one_line_error(capsys, ["convert", str(path), *LIN])
+    assert "missing key(s) 'bias'" in err
+    many = tmp_path / "many.pt"
+    torch.save({f"extra{i}": torch.zeros(1) for i in range(9)} | nn.Linear(3, 2).state_dict(), many)
+    err = _one_line_error(capsys, ["convert", str(many), *LIN])
+    assert "unexpected key(s) 'extra0'" in err and "and 4 more" in err
+    wrong = tmp_path / "wrong.pt"
+    torch.save(nn.Linear(4, 2).state_dict(), wrong)
+    assert "(2, 4) in the file, (2, 3) in the architecture" in _one_line_error(capsys, ["convert", str(wrong), *LIN])
+
+
+def test_convert_pickled_module_never_suggests_weights_only_false(tmp_path, capsys):
+    path = tmp_path / "module.pt"
+    torch.save(nn.Linear(3, 2), path)  # a whole pickled module, not a state dict
+    err = _one_line_error(capsys, ["convert", str(path), *LIN])
+    assert "pickled Python objects" in err and "torch.nn.modules.linear.Linear" in err
+    assert "weights_only=False" not in err and "\x1b" not in err and "will likely succeed" not in err
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    assert "empty or truncated" in _one_line_error(capsys, ["convert", str(empty), *LIN])
