@@ -13,6 +13,7 @@ from ._augment import RandomMonomial
 from ._build import KINDS, build_zoo, concat_zoos, merge_shards
 from ._build_cnn import CNN_DEFAULTS
 from ._build_siren import SIREN_DEFAULTS, siren_grid
+from ._digest import zoo_digest
 from ._digits import digits, upsample
 from ._format import read_zoo, save_zoo
 from ._load import detect_format, filter_zoo, load_zoo
@@ -22,7 +23,7 @@ from ._zoo import Zoo
 
 __all__ = [
     "Zoo", "load_zoo", "build_zoo", "merge_shards", "save_zoo", "read_zoo", "read_small_cnn_zoo", "read_siren_dir",
-    "detect_format", "filter_zoo", "concat_zoos", "RandomMonomial", "Architecture", "SamePad2d",
+    "detect_format", "filter_zoo", "concat_zoos", "zoo_digest", "RandomMonomial", "Architecture", "SamePad2d",
     "digits_cnn_architecture", "siren_architecture", "digits", "upsample", "siren_grid", "CNN_DEFAULTS",
     "SIREN_DEFAULTS", "KINDS", "ACTIVATIONS",
 ]
