@@ -9,7 +9,8 @@ from ._encoder import GraphEncoder
 from ._heads import EquivariantHead, InvariantHead
 from ._kernel import canvas_index, canvas_weight
 from ._layer import MonomialMPLayer
-from ._model import DEFAULT_EDGE_DIM, MonomialGMN
+from ._model import DEFAULT_EDGE_DIM, DESIGNS, MonomialGMN
+from ._perm import GMNLayer, PermutationGMN
 
-__all__ = ["MonomialGMN", "MonomialMPLayer", "GraphEncoder", "Canonicalize", "InvariantHead", "EquivariantHead",
-           "inverse_norm2", "canvas_index", "canvas_weight", "TINY", "DEFAULT_EDGE_DIM"]
+__all__ = ["MonomialGMN", "DESIGNS", "PermutationGMN", "GMNLayer", "MonomialMPLayer", "GraphEncoder", "Canonicalize",
+           "InvariantHead", "EquivariantHead", "inverse_norm2", "canvas_index", "canvas_weight", "TINY", "DEFAULT_EDGE_DIM"]

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
+from ..group._canonical import CANONICAL_SCALES, canonical_form
 from ._canon import node_sym
 from ._encoder import GraphEncoder
 from ._heads import EquivariantHead, InvariantHead
 from ._layer import MonomialMPLayer
 from ._ops import Segments
+from ._perm import PermutationGMN
 
 __all__ = ["MonomialGMN"]
 
 _READOUTS = ("invariant", "equivariant")
+#: The two designs: ``"canonical"`` (default) and ``"layers"`` (see :class:`MonomialGMN`).
+DESIGNS = ("canonical", "layers")
 
 #: Default edge feature width cap (``edge_dim=None`` means ``min(hidden_dim, DEFAULT_EDGE_DIM)``); chosen by
 #: measurement, see experiments/results/bench_layers.md.
@@ -26,8 +31,17 @@ DEFAULT_EDGE_DIM = 32
 class MonomialGMN(nn.Module):
     r"""Graph metanetwork over parameter graphs, exact under permutations, positive scalings and signs.
 
-    ``GraphEncoder`` → ``num_layers`` × :class:`MonomialMPLayer` → :class:`InvariantHead` (a prediction per
-    network) or :class:`EquivariantHead` (an edited parameter graph, ``input + delta``).
+    Two designs, both exact:
+
+    * ``design="canonical"`` (default): each network is mapped to the canonical representative of its
+      scale/sign orbit (:func:`monomial_gmn.group.canonical_form`: signs oriented, then balanced to least
+      energy), and a permutation-equivariant message-passing network (:class:`PermutationGMN`, per-layer RMS
+      normalisation, bidirectional messages with edge updates) reads it. Invariant readout: a pooled
+      prediction. Equivariant readout: the edit is computed on the canonical form and mapped back with the
+      inverse of the canonicalising element (:meth:`CanonicalForm.lift`), so the output is ``G + f⁻¹·Δ``.
+    * ``design="layers"``: ``GraphEncoder`` → ``num_layers`` × :class:`MonomialMPLayer` (equivariant layers that
+      carry the law in every feature) → :class:`InvariantHead` or :class:`EquivariantHead`. It learns much less
+      well than the canonical design (experiments/results/ablations) and is kept for comparison.
 
     Law: for every element g of each network's monomial group (see
     :mod:`monomial_gmn.graph._parameter_graph`), ``model(g·G) == model(G)`` (``readout="invariant"``) and
@@ -39,8 +53,12 @@ class MonomialGMN(nn.Module):
         hidden_dim: C, node feature width (default 128).
         num_layers: message-passing layers (default 4).
         readout: ``"invariant"`` or ``"equivariant"`` (default ``"invariant"``).
-        bidirectional: also pass messages from neurons to their inputs (default False).
-        kernel_radius: per-offset kernel weights cover a (2r+1)² canvas (default 3).
+        design: ``"canonical"`` (default) or ``"layers"`` (see above).
+        canonical_scale: the canonical design's scale normalisation, ``"balance"`` (default) or ``"norm"``.
+        bidirectional: ``design="layers"`` only: also pass messages from neurons to their inputs (default
+            False). The canonical design's messages are always bidirectional.
+        kernel_radius: kernels are read on a (2r+1)² canvas (default 3; the canonical design refuses larger
+            canvases with a clear error).
         dropout: dropout inside the invariant head (default 0).
         feature_readout: add an MLP on exactly invariant statistics of the canonicalised weights and path norms
             (:class:`monomial_gmn.features.InvariantFeatureMLP`) to the invariant prediction (default False).
@@ -78,8 +96,12 @@ class MonomialGMN(nn.Module):
                  dropout: float = 0.0, feature_readout: bool = False, feature_slots: int = 8,
                  edge_dim: int | None = None, probes: int = 0, architectures: list | None = None,
                  probe_outputs: str = "summary", probe_scales: Sequence[float] = (1.0,),
-                 probe_agreement: float = 0.0):
+                 probe_agreement: float = 0.0, design: str = "canonical", canonical_scale: str = "balance"):
         super().__init__()
+        if design not in DESIGNS:
+            raise ValueError(f"MonomialGMN: design must be one of {DESIGNS}, got {design!r}")
+        if canonical_scale not in CANONICAL_SCALES:
+            raise ValueError(f"MonomialGMN: canonical_scale must be one of {CANONICAL_SCALES}, got {canonical_scale!r}")
         if readout not in _READOUTS:
             raise ValueError(f"MonomialGMN: readout must be one of {_READOUTS}, got {readout!r}")
         if readout == "invariant" and (out_dim is None or out_dim < 1):
@@ -93,19 +115,27 @@ class MonomialGMN(nn.Module):
             raise ValueError(f"MonomialGMN: num_layers must be >= 0, got {num_layers}")
         self.out_dim, self.hidden_dim, self.num_layers = out_dim, hidden_dim, num_layers
         self.readout, self.bidirectional, self.edge_dim = readout, bidirectional, edge_dim
-        self.encoder = GraphEncoder(hidden_dim, kernel_radius=kernel_radius, edge_channels=edge_dim)
-        last_edges = readout == "equivariant"
-        self.layers = nn.ModuleList(
-            MonomialMPLayer(hidden_dim, bidirectional=bidirectional,
-                            update_edges=(i < num_layers - 1) or last_edges, edge_channels=edge_dim)
-            for i in range(num_layers))
+        self.design, self.canonical_scale = design, canonical_scale
+        self.backbone: PermutationGMN | None = None
+        if design == "canonical":
+            self.backbone = PermutationGMN(out_dim or 1, readout=readout, hidden_dim=hidden_dim, num_layers=num_layers,
+                                           kernel_side=2 * kernel_radius + 1, dropout=dropout, edge_dim=edge_dim,
+                                           residual=False)
+        else:
+            self.encoder = GraphEncoder(hidden_dim, kernel_radius=kernel_radius, edge_channels=edge_dim)
+            last_edges = readout == "equivariant"
+            self.layers = nn.ModuleList(
+                MonomialMPLayer(hidden_dim, bidirectional=bidirectional,
+                                update_edges=(i < num_layers - 1) or last_edges, edge_channels=edge_dim)
+                for i in range(num_layers))
         self.feature_head: nn.Module | None = None
         if feature_readout and readout != "invariant":
             raise ValueError("MonomialGMN: feature_readout needs readout='invariant'")
         if probes and not feature_readout:
             raise ValueError("MonomialGMN: probes are part of the feature readout; pass feature_readout=True")
         if readout == "invariant":
-            self.head: nn.Module = InvariantHead(hidden_dim, out_dim, dropout=dropout)
+            if design == "layers":
+                self.head: nn.Module = InvariantHead(hidden_dim, out_dim, dropout=dropout)
             if feature_readout:
                 from ..features import InvariantFeatureMLP, make_probes  # lazy: features uses baselines, which use nn
 
@@ -114,14 +144,17 @@ class MonomialGMN(nn.Module):
                                                         probes=make_probes(probes, architectures, "MonomialGMN",
                                                                            probe_outputs, probe_scales,
                                                                            probe_agreement))
-        else:
+        elif design == "layers":
             self.head = EquivariantHead(hidden_dim, edge_dim=edge_dim, kernel_radius=kernel_radius)
 
     def reset_parameters(self) -> None:
-        self.encoder.reset_parameters()
-        for layer in self.layers:
-            layer.reset_parameters()
-        self.head.reset_parameters()
+        if self.backbone is not None:
+            self.backbone.reset_parameters()
+        else:
+            self.encoder.reset_parameters()
+            for layer in self.layers:
+                layer.reset_parameters()
+            self.head.reset_parameters()
         if self.feature_head is not None:
             self.feature_head.reset_parameters()
 
@@ -131,11 +164,16 @@ class MonomialGMN(nn.Module):
         if self.feature_head is not None:
             data = [data] if isinstance(data, Data) else list(data)
             self.feature_head.fit_normalizer(data)
-        self.encoder.fit_normalizer(data)
+        if self.backbone is None:
+            self.encoder.fit_normalizer(data)
         return self
 
     def features(self, batch, sym: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """Final node [N, C], edge [E, C] features and node energies [N, 1] (equivariant) before the head."""
+        """``design="layers"``: final node [N, C], edge [E, C] features and node energies [N, 1] (equivariant)
+        before the head. (The canonical design's features are ``self.backbone.encode(canonical graph)``.)"""
+        if self.backbone is not None:
+            raise ValueError("MonomialGMN.features is for design='layers'; the canonical design's features are "
+                             "model.backbone.encode(monomial_gmn.group.canonical_form(batch).graph)")
         sym = node_sym(batch, sym)
         h, e = self.encoder(batch)
         energy = (h * h).sum(-1, keepdim=True).detach()
@@ -148,12 +186,31 @@ class MonomialGMN(nn.Module):
     def forward(self, batch, sym: Tensor | None = None):
         """``sym`` overrides ``batch.sym`` (e.g. all ``Symmetry.NONE`` gives a permutation-only model)."""
         sym = node_sym(batch, sym)
-        h, e, energy = self.features(batch, sym)
-        out = self.head(h, e, batch, sym, energy=energy)
+        if self.backbone is not None:
+            out = self._canonical_forward(batch, sym)
+        else:
+            h, e, energy = self.features(batch, sym)
+            out = self.head(h, e, batch, sym, energy=energy)
         if self.feature_head is not None:
             out = out + self.feature_head(batch)
         return out
 
+    def _canonical_forward(self, batch, sym: Tensor):
+        if sym is not getattr(batch, "sym", None):
+            batch = copy.copy(batch)
+            batch.sym = sym
+        with torch.no_grad():
+            cf = canonical_form(batch, scale=self.canonical_scale)
+        out = self.backbone(cf.graph)
+        if self.readout == "invariant":
+            return out
+        dx, de = cf.lift(out.x, out.edge_attr, batch.edge_index)      # the edit, back in the input's frame
+        edited = copy.copy(batch)
+        edited.x, edited.edge_attr = batch.x + dx, batch.edge_attr + de
+        return edited
+
     def extra_repr(self) -> str:
-        return (f"out_dim={self.out_dim}, hidden_dim={self.hidden_dim}, num_layers={self.num_layers}, "
-                f"readout={self.readout!r}, bidirectional={self.bidirectional}, edge_dim={self.edge_dim}")
+        return (f"design={self.design!r}, out_dim={self.out_dim}, hidden_dim={self.hidden_dim}, "
+                f"num_layers={self.num_layers}, readout={self.readout!r}, edge_dim={self.edge_dim}"
+                + (f", canonical_scale={self.canonical_scale!r}" if self.backbone is not None
+                   else f", bidirectional={self.bidirectional}"))
