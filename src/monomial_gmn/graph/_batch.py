@@ -27,6 +27,8 @@ def batch_graphs(graphs: Sequence[ParameterGraph]) -> Batch:
     graphs = [g if kernel_side(g.edge_attr) == side else g.pad_kernel(side) for g in graphs]
     if any("norm" in g for g in graphs) and not all("norm" in g for g in graphs):
         graphs = [g if "norm" in g else _with_zero_norm(g) for g in graphs]
+    if any("norm_steps" in g for g in graphs) and not all("norm_steps" in g for g in graphs):
+        graphs = [g if "norm_steps" in g else _with_unknown_steps(g) for g in graphs]
     return Batch.from_data_list(list(graphs))
 
 
@@ -35,6 +37,13 @@ def _with_zero_norm(g: ParameterGraph) -> ParameterGraph:
     out = copy.copy(g)
     out.norm = g.x.new_zeros(g.num_nodes, 4)
     out.norm_kind = torch.zeros(g.num_nodes, dtype=torch.long, device=g.x.device)
+    return out
+
+
+def _with_unknown_steps(g: ParameterGraph) -> ParameterGraph:
+    """A shallow copy with ``norm_steps`` -1 (no count recorded: ``to_module`` keeps the template's)."""
+    out = copy.copy(g)
+    out.norm_steps = torch.full((g.num_nodes,), -1, dtype=torch.long, device=g.x.device)
     return out
 
 

@@ -110,8 +110,10 @@ def register_op(module_type: type, symmetry: Symmetry | str | Callable[[nn.Modul
         symmetry: what the op commutes with: ``"scale"`` for linear ops, ``"positive_scale"`` for positively
             homogeneous ones, ``"sign"`` for odd ones, ``"none"`` otherwise; or a function of the module.
         effect: optional ``fn(module, ctx)`` updating the spatial bookkeeping (pooling, flatten).
-        allow_params: optional predicate for ops whose own parameters are shared scalars (PReLU with one
-            slope); such parameters stay with the architecture and are copied from the template.
+        allow_params: optional predicate for ops whose own parameters are constants of the architecture
+            (frozen, the same in every network): such parameters are not carried by the graph, stay with the
+            architecture and are copied from the template by :func:`to_module`. Without it an op with
+            parameters is refused (networks differing only in them would get the same graph).
     """
     sym = symmetry if callable(symmetry) else Symmetry.parse(symmetry)
     _OPS[module_type] = _OpRule(sym, effect, allow_params)
@@ -134,6 +136,12 @@ def _lookup(registry: dict, module: nn.Module):
         if cls in registry:
             return registry[cls]
     return None
+
+
+def _op_params_reason(names: list[str]) -> str:
+    return (f"its parameter(s) {names} are not carried by the graph, so networks that differ in them would get "
+            "the same graph (if they are frozen constants of the architecture, declare it with "
+            "mg.register_op(type, symmetry, allow_params=lambda m: True))")
 
 
 def op_symmetry(module: nn.Module) -> Symmetry | None:
@@ -223,7 +231,7 @@ def _hardtanh_symmetry(module: nn.Hardtanh) -> Symmetry:
 
 for _t in (nn.ReLU, nn.LeakyReLU):
     register_op(_t, Symmetry.POSITIVE_SCALE)
-register_op(nn.PReLU, Symmetry.POSITIVE_SCALE, allow_params=lambda m: m.num_parameters == 1)
+register_op(nn.PReLU, Symmetry.POSITIVE_SCALE)  # its learnable slope is not carried: refused (see allow_params)
 for _t in (nn.Tanh, nn.Softsign, nn.Tanhshrink, nn.Softshrink, nn.Hardshrink, Sine):
     register_op(_t, Symmetry.SIGN)
 register_op(nn.Hardtanh, _hardtanh_symmetry)
@@ -295,8 +303,7 @@ def _sequential_spec(module: nn.Module) -> GraphSpec:
             raise UnsupportedModuleError(path, type(leaf).__name__, reason)
         own = [n for n, _ in leaf.named_parameters()]
         if own and not (rule.allow_params and rule.allow_params(leaf)):
-            raise UnsupportedModuleError(path, type(leaf).__name__, "its parameters are per neuron and the "
-                                         "graph does not carry them")
+            raise UnsupportedModuleError(path, type(leaf).__name__, _op_params_reason(own))
         covered.update(prefix + n for n in own)
         if rule.effect is not None:
             rule.effect(leaf, ctx)
@@ -382,8 +389,7 @@ def to_graph(module: nn.Module, method: str = "auto") -> ParameterGraph:
         UnsupportedModuleError: a module without converter (named by path and type).
         NonFiniteWeightsError: a parameter holds NaN/inf (named).
     """
-    spec = graph_spec(module, method)
-    return spec.graph(spec.flatten(module))
+    return graph_spec(module, method).module_graph(module)
 
 
 def to_module(graph: ParameterGraph, template: nn.Module, method: str = "auto") -> nn.Module:
@@ -391,12 +397,17 @@ def to_module(graph: ParameterGraph, template: nn.Module, method: str = "auto") 
 
     Parameters are matched by the names recorded for ``template``'s architecture, and weights are placed
     through ``edge_index``, so a graph whose edges were reordered loads the same. Parameters the graph does
-    not carry (a shared PReLU slope) are taken from ``template``. Buffers the graph carries (a norm's
-    running statistics) are written too. ``method`` as in :func:`graph_spec`.
+    not carry (those of ops registered with ``allow_params``) are taken from ``template``. Buffers the graph carries (a norm's
+    running statistics and step count) are written too. ``method`` as in :func:`graph_spec`.
+
+    Raises:
+        GraphMismatchError: the graph does not fit ``template``: other layers or sizes, or other neuron
+            symmetries (a graph of a ReLU network loaded into a tanh template).
     """
     if getattr(graph, "num_graphs", 1) != 1 or hasattr(graph, "ptr"):
         raise GraphMismatchError("to_module takes one graph; split a batch with batch.to_data_list()")
     spec = graph_spec(template, method)
+    _check_symmetries(graph, spec)
     state = spec.state_from_graph(graph)
     net = copy.deepcopy(template)
     params = {**dict(net.named_buffers()), **dict(net.named_parameters())}
@@ -408,3 +419,29 @@ def to_module(graph: ParameterGraph, template: nn.Module, method: str = "auto") 
                                          f"the graph gives {value.numel()} values")
             p.copy_(value.reshape(p.shape))
     return net
+
+
+def _check_symmetries(graph: ParameterGraph, spec: GraphSpec) -> None:
+    """A graph's recorded neuron symmetries must be the template's: the same layout with other activations
+    (ReLU vs tanh) is another function family, and its group would not act the same."""
+    sym = getattr(graph, "sym", None)
+    if sym is None or tuple(sym.shape) != tuple(spec.sym.shape):
+        return  # no record, or a size mismatch that state_from_graph names
+    differ = (sym.detach().cpu().long() != spec.sym).nonzero().flatten()
+    if differ.numel() == 0:
+        return
+    i = int(differ[0])
+    layer = int(spec.layer[i])
+    where = f"layer {layer} ('{spec.layers[layer - 1].path}')" if 0 < layer <= len(spec.layers) else f"layer {layer}"
+    raise GraphMismatchError(
+        f"the graph's neurons have other symmetries than the template's ({differ.numel()} neurons; the first, "
+        f"neuron {i} in {where}, is {_sym_name(int(sym[i]))} in the graph and {_sym_name(int(spec.sym[i]))} in "
+        "the template): it comes from a network with other activations; load it into a template with the same "
+        "activations")
+
+
+def _sym_name(code: int) -> str:
+    try:
+        return Symmetry(code).label
+    except ValueError:
+        return f"code {code}"

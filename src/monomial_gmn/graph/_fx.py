@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
 from .._errors import UnsupportedModuleError
-from ._convert import _CONVERTERS, _OPS, ConvertContext, _lookup, register_spec_builder
+from ._convert import _CONVERTERS, _OPS, ConvertContext, _lookup, _op_params_reason, register_spec_builder
 from ._fx_spec import FxGraphSpec, NormKind, NormRecord
 from ._parameter_graph import ParameterGraph
 from ._spec import LayerRecord
@@ -186,7 +186,7 @@ class _Interpreter:
         self.ties: list[tuple[Tensor, Tensor]] = []
         self.events: list[tuple[Tensor, Symmetry, str]] = []
         self.records: list[tuple[str, str, str | None, Tensor, Tensor, tuple[int, ...]]] = []
-        self.norms: list[tuple[str, NormKind, tuple, Tensor]] = []
+        self.norms: list[tuple[str, NormKind, tuple, Tensor, str | None]] = []
         self.covered: set[str] = set()
         self.called: dict[str, str] = {}
         self.input_nodes: Tensor | None = None
@@ -299,11 +299,11 @@ class _Interpreter:
             value = getattr(value, part)
         params = dict(self.root.named_parameters())
         if target in params:
-            if value.numel() != 1:
-                raise _Fail(f"parameter '{target}' ({value.numel()} values) is used directly in a forward; the graph "
-                            "carries parameters only of Linear/Conv/norm layers and registered converters "
-                            "(register a converter for the module that owns it)")
-            self.covered.add(target)  # a shared scalar: stays with the architecture, copied from the template
+            size = "a scalar" if value.numel() == 1 else f"{value.numel()} values"
+            raise _Fail(f"parameter '{target}' ({size}) is used directly in the forward; the graph carries only "
+                        "the parameters of Linear/Conv/norm layers and registered converters, so networks that "
+                        "differ in it would get the same graph (register it as a buffer if it is a fixed constant "
+                        "of the architecture, or register a converter for the module that owns it)")
         return _Const(value.detach() if torch.is_tensor(value) else value)
 
     def output(self, value: Any, env: dict) -> None:
@@ -342,7 +342,7 @@ class _Interpreter:
                         "parameter-free activation or mg.register_converter for a layer")
         own = [n for n, _ in m.named_parameters()]
         if own and not (rule.allow_params and rule.allow_params(m)):
-            raise _Fail("its parameters are per neuron and the graph does not carry them")
+            raise _Fail(_op_params_reason(own))
         self.mark_called(target, m)
         prefix = f"{target}." if target else ""
         self.covered.update(prefix + n for n in own)
@@ -423,7 +423,8 @@ class _Interpreter:
             names.append(prefix + attr if t is not None else None)
             if attr in ("weight", "bias") and t is not None:
                 self.covered.add(prefix + attr)
-        self.norms.append((target, kind, tuple(names), vids))
+        tracked = prefix + "num_batches_tracked" if getattr(m, "num_batches_tracked", None) is not None else None
+        self.norms.append((target, kind, tuple(names), vids, tracked))
         self.constrain(x, S.NONE, f"{name} at '{target}'")
         if isinstance(m, nn.GroupNorm) and 1 < m.num_groups < count:
             size = count // m.num_groups
@@ -938,8 +939,8 @@ class _Interpreter:
             if rec.bias is not None:
                 params.append((rec.bias, (rec.n_out,)))
         norms = []
-        for path, kind, names, vids in self.norms:
-            norms.append(NormRecord(path, kind, names, final[vids]))
+        for path, kind, names, vids, tracked in self.norms:
+            norms.append(NormRecord(path, kind, names, final[vids], tracked))
             params += [(nm, (vids.numel(),)) for nm in names if nm is not None]
         return FxGraphSpec(layer=to_final(vlayer), role=to_final(role_v), sym=to_final(symf_v),
                            block=to_final(block_v), pos=to_final(pos_v), layers=layers, params=params,
@@ -1028,8 +1029,7 @@ def fx_graph_spec(module: nn.Module) -> FxGraphSpec:
 
 def fx_to_graph(module: nn.Module) -> ParameterGraph:
     """``to_graph(module, method="fx")``: the parameter graph through torch.fx tracing."""
-    spec = fx_graph_spec(module)
-    return spec.graph(spec.flatten(module))
+    return fx_graph_spec(module).module_graph(module)
 
 
 register_spec_builder(fx_graph_spec, name="fx")

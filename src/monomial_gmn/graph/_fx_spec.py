@@ -10,6 +10,10 @@ field          shape / dtype  meaning
                               affine parameters stores weight 1, bias 0; one without running statistics
                               stores mean 0, var 1)
 ``norm_kind``  [N] long       :class:`NormKind`: 0 none, 1 batch, 2 layer, 3 group, 4 instance norm
+``norm_steps`` [N] long       the norm's ``num_batches_tracked`` (the same on all its channels); -1 where the
+                              norm keeps no count or the graph did not record it (then :func:`to_module`
+                              keeps the template's). Set by ``to_graph``; graphs assembled from features
+                              (``make_graph``) do not have it.
 =============  =============  ===============================================================================
 
 Law: the converter gives every neuron that carries a norm the factor set {1} (symmetry ``none``, or ``fixed``),
@@ -30,7 +34,7 @@ from torch import Tensor
 
 from .._errors import GraphMismatchError
 from ._parameter_graph import ParameterGraph
-from ._spec import GraphSpec
+from ._spec import GraphSpec, _state_of
 
 __all__ = ["NormKind", "NormRecord", "FxGraphSpec", "NORM_COLUMNS"]
 
@@ -57,12 +61,14 @@ class NormRecord:
         kind: :class:`NormKind`.
         names: full names of (weight, bias, running_mean, running_var), each None when the module lacks it.
         nodes: [C] node id of each normalised channel, in the module's channel order.
+        tracked: full name of its ``num_batches_tracked`` buffer (None when it keeps no count).
     """
 
     path: str
     kind: NormKind
     names: tuple[str | None, str | None, str | None, str | None]
     nodes: Tensor
+    tracked: str | None = None
 
 
 @dataclass
@@ -101,6 +107,23 @@ class FxGraphSpec(GraphSpec):
                     out[:, rec.nodes, col] = flat[:, off:off + rec.nodes.numel()]
         return out
 
+    def norm_steps(self, module_or_state) -> Tensor:
+        """[N] long: each neuron's norm's ``num_batches_tracked`` (-1 where there is none)."""
+        state = _state_of(module_or_state)
+        steps = torch.full((self.num_nodes,), -1, dtype=torch.long)
+        for rec in self.norms:
+            if rec.tracked is not None:
+                if rec.tracked not in state:
+                    raise GraphMismatchError(f"the module has no buffer '{rec.tracked}'")
+                steps[rec.nodes] = int(state[rec.tracked])
+        return steps
+
+    def module_graph(self, module) -> ParameterGraph:
+        g = super().module_graph(module)
+        if self.norms:
+            g.norm_steps = self.norm_steps(module)
+        return g
+
     def graph(self, flat: Tensor) -> ParameterGraph:
         flat = flat.reshape(1, -1)
         x, edge_attr = self.stacked(flat)
@@ -124,6 +147,17 @@ class FxGraphSpec(GraphSpec):
             for col, name in enumerate(rec.names):
                 if name is not None:
                     out[name] = graph.norm[rec.nodes.to(graph.norm.device), col].clone()
+        steps = getattr(graph, "norm_steps", None)
+        if steps is not None:
+            for rec in self.norms:
+                if rec.tracked is None:
+                    continue
+                values = torch.unique(steps[rec.nodes.to(steps.device)])
+                if values.numel() != 1:
+                    raise GraphMismatchError(f"the graph's 'norm_steps' differ across the channels of the norm "
+                                             f"'{rec.path}' ({values.tolist()[:4]}); they count one layer's steps")
+                if int(values) >= 0:  # -1: not recorded, the template's count stays
+                    out[rec.tracked] = values.reshape(()).cpu()
         return out
 
     def check_graph(self, graph: ParameterGraph) -> None:

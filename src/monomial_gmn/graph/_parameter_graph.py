@@ -36,9 +36,11 @@ Graphs of different architectures batch together with :func:`monomial_gmn.batch_
 
 Optional fields (only on graphs of networks with norm layers, converted through torch.fx):
 ``norm`` [N, 4] float — (weight, bias, running_mean, running_var) of the per-channel norm applied to the
-neuron's value — and ``norm_kind`` [N] long (0 none, 1 batch, 2 layer, 3 group, 4 instance norm). Neurons
+neuron's value — ``norm_kind`` [N] long (0 none, 1 batch, 2 layer, 3 group, 4 instance norm) and, on graphs
+made by ``to_graph``, ``norm_steps`` [N] long (the norm's ``num_batches_tracked``, -1 where none). Neurons
 that carry a norm have d = 1 (symmetry ``none`` or ``fixed``), so the law only moves these rows with their
-neuron. ``batch_graphs`` gives graphs without norms zero rows when batched with graphs that have them.
+neuron. ``batch_graphs`` gives graphs without norms zero rows (``norm_steps`` -1) when batched with graphs
+that have them.
 Details: :mod:`monomial_gmn.graph._fx_spec`; the symmetry derivation: :mod:`monomial_gmn.graph._fx`.
 """
 

@@ -150,6 +150,11 @@ class GraphSpec:
             parts.append(t.reshape(-1))
         return torch.cat(parts) if parts else torch.zeros(0)
 
+    def module_graph(self, module: nn.Module) -> ParameterGraph:
+        """The ParameterGraph of ``module`` (``self.graph(self.flatten(module))`` plus any buffers the layout
+        records, such as a norm's ``num_batches_tracked``)."""
+        return self.graph(self.flatten(module))
+
     # ------------------------------------------------------------------ flat vectors -> graphs
     def stacked(self, flat: Tensor) -> tuple[Tensor, Tensor]:
         """Vectorised conversion of a zoo: flat parameters [B, P] → (x [B, N, 1], edge_attr [B, E, S*S]).

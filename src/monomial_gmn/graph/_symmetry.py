@@ -8,7 +8,7 @@ code               factors d_i                 ops after the neuron that give it
 =================  ==========================  =========================================================
 ``FIXED``          d = 1, never permuted       input and output neurons
 ``NONE``           d = 1, permutable           sigmoid, GELU, ELU, softplus, ... (no homogeneity)
-``POSITIVE_SCALE`` d > 0, permutable           ReLU, LeakyReLU, PReLU (shared slope), max pooling
+``POSITIVE_SCALE`` d > 0, permutable           ReLU, LeakyReLU, max pooling
 ``SIGN``           d = ±1, permutable          tanh, sin, SIREN's sin(ω0·x) (odd functions)
 ``SCALE``          d ≠ 0, permutable           identity / linear ops only (dropout, average pooling)
 =================  ==========================  =========================================================
