@@ -208,3 +208,22 @@ def test_to_module_carries_num_batches_tracked():
     first, second, _ = batch.to_data_list()
     assert int(mg.to_module(first, _bn_net(0))[1].num_batches_tracked) == 41
     assert int(mg.to_module(second, _bn_net(3))[1].num_batches_tracked) == 3
+
+
+# ---------------------------------------------------------------------------------------------- group
+@pytest.mark.parametrize("bad", [0, 0.5, -2.0, float("nan"), float("inf"), "10"])
+def test_sample_transform_names_a_bad_max_scale(bad):
+    net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    with pytest.raises(ValueError, match=r"max_scale must be a (finite )?number >= 1"):
+        mg.sample_transform(net, max_scale=bad)
+    with pytest.raises(ValueError, match=r"max_scale must be"):
+        mg.MonomialGroup(net).testing_elements(max_scale=bad)
+
+
+def test_sample_transform_accepts_max_scale_one_and_numpy_numbers():
+    net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    g = mg.sample_transform(net, max_scale=1, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(g.factor, torch.ones_like(g.factor))
+    mg.sample_transform(net, max_scale=np.float32(3.0))
+    with pytest.raises(ValueError, match=r"scale_range must satisfy 0 < lo <= hi"):
+        mg.sample_transform(net, scale_range=(2.0, 1.0))

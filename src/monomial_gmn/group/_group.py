@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
@@ -71,9 +72,7 @@ class MonomialGroup:
         random sign; ``sign`` neurons ±1; ``none`` neurons 1.
         """
         s = self.structure
-        lo, hi = scale_range if scale_range is not None else (1.0 / max_scale, max_scale)
-        if not (0 < lo <= hi):
-            raise ValueError(f"scale range must satisfy 0 < lo <= hi, got ({lo}, {hi})")
+        lo, hi = _scale_bounds(max_scale, scale_range)
         u = torch.rand(s.num_slots, generator=generator, dtype=torch.float64)
         if distribution == "loguniform":
             mag = torch.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
@@ -102,6 +101,7 @@ class MonomialGroup:
                          max_scale: float = 100.0) -> list[tuple[str, MonomialTransform]]:
         """Named elements every test should pass: identity, pure permutation, pure scaling/sign, mixed,
         and extreme (factors at exactly ``max_scale`` and ``1/max_scale``, alternating, random signs)."""
+        _scale_bounds(max_scale, None)
         ident = self.identity()
         perm = self.sample_permutation(generator)
         d = self.sample_factors(generator, max_scale=max_scale)
@@ -119,6 +119,24 @@ class MonomialGroup:
             ("mixed", MonomialTransform(s, perm, d)),
             ("extreme", MonomialTransform(s, perm, extreme)),
         ]
+
+
+def _scale_bounds(max_scale: float, scale_range: tuple[float, float] | None) -> tuple[float, float]:
+    """(lo, hi) of the factor magnitudes; ValueError naming the argument when it cannot be one."""
+    if scale_range is not None:
+        try:
+            lo, hi = (float(v) for v in scale_range)
+        except (TypeError, ValueError):
+            raise ValueError(f"scale_range must be a pair (lo, hi) of numbers, got {scale_range!r}") from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi):
+            raise ValueError(f"scale_range must satisfy 0 < lo <= hi (finite), got ({lo}, {hi})")
+        return lo, hi
+    if isinstance(max_scale, bool) or not isinstance(max_scale, numbers.Real):
+        raise ValueError(f"max_scale must be a number >= 1, got {max_scale!r}")
+    if not (math.isfinite(max_scale) and max_scale >= 1):
+        raise ValueError(f"max_scale must be a finite number >= 1 (factor magnitudes are drawn from "
+                         f"[1/max_scale, max_scale]; 1 means magnitude 1), got {max_scale}")
+    return 1.0 / max_scale, float(max_scale)
 
 
 def sample_transform(obj: Data | nn.Module, max_scale: float = 10.0, generator: torch.Generator | None = None,
