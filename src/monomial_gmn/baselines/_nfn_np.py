@@ -256,10 +256,12 @@ class NFNNP(nn.Module):
         self.layers.to(device=ref.device, dtype=ref.dtype)
 
     @torch.no_grad()
-    def fit_normalizer(self, batches: Iterable[Data]) -> "NFNNP":
+    def fit_normalizer(self, batches: Data | Iterable[Data]) -> "NFNNP":
         """Build the NP layers for the depth of the first batch if ``depth`` was not given (and check the
-        architecture); NFN-NP has no dataset-level constants, normalisation is per network."""
-        for batch in batches:
+        architecture); NFN-NP has no dataset-level constants, normalisation is per network.
+
+        ``batches``: a ParameterGraph, a Batch, or an iterable of them (a list, a GraphLoader)."""
+        for batch in ([batches] if isinstance(batches, Data) else batches):
             layout = dense_layout(batch)
             if self.depth is None:
                 self._build(layout.depth)

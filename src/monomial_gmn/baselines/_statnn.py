@@ -57,9 +57,12 @@ class StatNN(nn.Module):
         return statnn_features(data, self.max_layers).flatten(1)
 
     @torch.no_grad()
-    def fit_normalizer(self, batches: Iterable[Data]) -> "StatNN":
+    def fit_normalizer(self, batches: Data | Iterable[Data]) -> "StatNN":
         """Standardise by the statistics of these (training) batches and freeze them; without this call the
-        statistics accumulate over the batches seen in training mode."""
+        statistics accumulate over the batches seen in training mode.
+
+        ``batches``: a ParameterGraph, a Batch, or an iterable of them (a list, a GraphLoader)."""
+        batches = [batches] if isinstance(batches, Data) else batches
         self.standardize.fit(self.features(b) for b in batches)
         return self
 

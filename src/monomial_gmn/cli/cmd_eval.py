@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cmd_train import one_line_errors
+from .cmd_train import _cli_errors, one_line_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval", help="evaluate a trained run, optionally on transformed test nets",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Evaluate the selected model of RUN on the zoo's test split, with the test nets transformed\n"
-                    "by random elements of their monomial group. Prints a table, writes RUN/eval.json.",
+        description="Evaluate the selected model of RUN (its selected weights, or its fitted trees) on the zoo's\n"
+                    "test split, with the test nets transformed by random elements of their monomial group.\n"
+                    "Prints a table, writes RUN/eval.json (RUN/eval_train.json, RUN/eval_val.json for --split\n"
+                    "train / val). The run's own zoo is refused if its networks changed since training;\n"
+                    "--zoo evaluates on another zoo on purpose.",
         epilog="examples:\n"
                "  monomial-gmn eval runs/m0\n"
                "  monomial-gmn eval runs/m0 --augment none,scale:10,scale:1000,sign\n"
@@ -50,8 +53,15 @@ def run(args: argparse.Namespace) -> int:
     augments = [a.strip() for a in args.augment.split(",") if a.strip()]
     if not augments:
         raise ValueError("--augment is empty")
-    result = evaluate_run(args.run, augments, zoo_path=args.zoo, split=args.split, seed=args.seed)
+    result = _cli_errors(args, evaluate_run, args.run, augments, zoo_path=args.zoo, split=args.split,
+                         seed=args.seed)
     print(format_table(result))
-    atomic_write_json(Path(args.run) / "eval.json", result)
-    print(f"wrote {Path(args.run) / 'eval.json'}")
+    path = Path(args.run) / eval_file_name(args.split)
+    atomic_write_json(path, result)
+    print(f"wrote {path}")
     return 0
+
+
+def eval_file_name(split: str) -> str:
+    """``eval.json`` for the test split, ``eval_<split>.json`` for the others (so none overwrites another)."""
+    return "eval.json" if split == "test" else f"eval_{split}.json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 
 TASK_NAMES = ("generalization", "inr-classification", "inr-editing")
@@ -42,7 +43,10 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
     p.add_argument("--model-kwargs", type=_json_object, default={}, metavar="JSON",
                    help="model options as a JSON object, e.g. '{\"feature_readout\": true, \"probes\": 128}' for "
-                        "MonomialGMN's invariant-feature and probe readout (default: {})")
+                        "MonomialGMN's invariant-feature and probe readout; options under a model's name go to that "
+                        "model only, e.g. '{\"monomial\": {\"probes\": 128}, \"invariant-gbm\": {\"max_iter\": "
+                        "200}}'. Width, depth, readout and outputs come from --hidden-dim, --num-layers and the task "
+                        "(default: {})")
 
 
 def _json_object(text: str) -> dict:
@@ -91,7 +95,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def cli_message(message: str, args: argparse.Namespace | None = None) -> str:
+    """A library message in the command line's words: ``TrainConfig.hidden_dim`` → ``--hidden-dim``,
+    ``resume=True`` → ``--resume`` (``TrainConfig.augment`` is ``--train-augment`` under ``compare``)."""
+    flags = {"augment": "--train-augment"} if args is not None and hasattr(args, "train_augment") else {}
+    flags.update(zoo_path="--zoo")
+    message = re.sub(r"TrainConfig\.(\w+)", lambda m: flags.get(m.group(1), "--" + m.group(1).replace("_", "-")),
+                     message)
+    return message.replace("resume=True", "--resume").replace("(zoo_path)", "(--zoo)")
+
+
+def _cli_errors(args: argparse.Namespace, fn, *a, **kw):
+    """``fn(*a, **kw)``; a user error's message is re-raised in the command line's words (:func:`cli_message`)."""
+    from . import CLIError
+
+    try:
+        return fn(*a, **kw)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as exc:
+        msg = cli_message(str(exc), args)
+        if msg == str(exc):
+            raise
+        raise CLIError(msg) from None
+
+
 def config_from_args(args: argparse.Namespace, **over):
+    """The TrainConfig of the command line's options, validated (errors name the flags)."""
     from ..train import TrainConfig
 
     fields = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
@@ -99,15 +127,26 @@ def config_from_args(args: argparse.Namespace, **over):
                   activation=args.activation, train_with=args.train_with, edit=args.edit, device=args.device,
                   model_kwargs=dict(args.model_kwargs))
     fields.update(over)
-    return TrainConfig(**fields)
+    cfg = TrainConfig(**fields)
+    _cli_errors(args, cfg.validate)
+    return cfg
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train import train
+    from pathlib import Path
 
+    from ..train import train
+    from . import CLIError
+
+    out = Path(args.out)
+    if args.resume and not out.exists():
+        raise CLIError(f"--resume: {out} does not exist, so there is no run to resume (leave out --resume to "
+                       f"start one there)")
+    if args.resume and not (out / "checkpoint.pt").exists() and not (out / "metrics.json").exists():
+        print(f"note: {out} holds no checkpoint yet; --resume starts the run from step 0", file=sys.stderr)
     cfg = config_from_args(args, zoo=args.zoo, task=args.task, model=args.model, out=args.out,
                            augment=args.augment, seed=args.seed, checkpoint_every=args.checkpoint_every)
-    result = train(cfg, resume=args.resume, progress=not args.quiet)
+    result = _cli_errors(args, train, cfg, resume=args.resume, progress=not args.quiet)
     summary = {"val": result["val"], "test": result["test"], "best_epoch": result["best_epoch"],
                "params": result["params"], "train_seconds": result["train_seconds"]}
     if int(os.environ.get("RANK", "0")) == 0:  # one report under torchrun

@@ -61,6 +61,27 @@ class InvariantGBM(StatNNGBM):
             data = batches
         return super().fit(data, y, val_data, val_y)
 
+    def _header(self) -> dict:
+        return {**super()._header(), "path_norm": bool(self.path_norm),
+                "probes": 0 if self.probes is None else int(self.probes.num_probes)}
+
+    def _extra_arrays(self) -> dict[str, np.ndarray]:
+        """The probe bank and fitted reference classes (buffers of the probe features), saved with the trees."""
+        if self.probes is None:
+            return {}
+        return {f"probes.{k}": v.detach().cpu().numpy() for k, v in self.probes.state_dict().items()}
+
+    def _load_extra_arrays(self, arrays: dict[str, np.ndarray], where: str) -> None:
+        if self.probes is None:
+            return super()._load_extra_arrays(arrays, where)
+        state = {k[len("probes."):]: torch.from_numpy(np.array(v)) for k, v in arrays.items()
+                 if k.startswith("probes.")}
+        try:
+            self.probes.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ValueError(f"{where}: its probe features do not fit this model "
+                             f"({next(iter(str(exc).splitlines()), '')})") from None
+
     def features(self, data: Data) -> np.ndarray:
         """[B, F] float64 invariant features of one batch (computed in float64)."""
         with torch.no_grad():

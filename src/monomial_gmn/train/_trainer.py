@@ -28,6 +28,8 @@ import dataclasses
 import json
 import math
 import os
+import pickle
+import re
 import resource
 import time
 from dataclasses import dataclass, field
@@ -101,36 +103,39 @@ class TrainConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> "TrainConfig":
-        """Raise ValueError naming the first bad option."""
+        """Raise ValueError naming the first bad field (as ``TrainConfig.<field>``)."""
         if self.model not in MODEL_NAMES:
-            raise ValueError(f"unknown model {self.model!r}; expected one of {', '.join(MODEL_NAMES)}")
+            raise ValueError(f"TrainConfig.model: unknown model {self.model!r}; expected one of "
+                             f"{', '.join(MODEL_NAMES)}")
         make_task(self.task, **({"edit": self.edit} if self.task == "inr-editing" else {}))
         for name in ("epochs", "batch_size", "hidden_dim", "num_layers", "checkpoint_every", "eval_batch_size"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+                raise ValueError(f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}")
         for name in ("lr", "weight_decay", "clip", "warmup"):
             v = float(getattr(self, name))
             if not math.isfinite(v) or v < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {v}")
+                raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {v}")
         if self.lr <= 0:
-            raise ValueError(f"--lr must be positive, got {self.lr}")
+            raise ValueError(f"TrainConfig.lr must be positive, got {self.lr}")
         if self.warmup > 1:
-            raise ValueError(f"--warmup is a fraction of all steps in [0, 1], got {self.warmup}")
+            raise ValueError(f"TrainConfig.warmup is a fraction of all steps in [0, 1], got {self.warmup}")
         if self.patience < 0:
-            raise ValueError(f"--patience must be >= 0, got {self.patience}")
+            raise ValueError(f"TrainConfig.patience must be >= 0, got {self.patience}")
         if self.activation not in (None, "relu", "tanh"):
-            raise ValueError(f"--activation must be relu or tanh, not {self.activation!r}")
+            raise ValueError(f"TrainConfig.activation must be relu or tanh, not {self.activation!r}")
         self.train_with = _activation_list(self.train_with)
         if self.train_with:
             if self.activation is None:
-                raise ValueError("--train-with needs --activation (the subset that is validated and tested)")
+                raise ValueError("TrainConfig.train_with needs TrainConfig.activation (the subset that is validated "
+                                 "and tested)")
             for a in self.train_with:
                 if a not in ("relu", "tanh") or a == self.activation:
-                    raise ValueError(f"--train-with: {a!r} must be relu or tanh and differ from --activation "
-                                     f"{self.activation}")
+                    raise ValueError(f"TrainConfig.train_with: {a!r} must be relu or tanh and differ from "
+                                     f"TrainConfig.activation {self.activation}")
             if len(set(self.train_with)) != len(self.train_with):
-                raise ValueError(f"--train-with lists an activation twice: {','.join(self.train_with)}")
+                raise ValueError(f"TrainConfig.train_with lists an activation twice: {','.join(self.train_with)}")
         parse_augment(self.augment)
+        model_options(self.model_kwargs, self.model)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,6 +168,39 @@ def _activation_list(value: str | Sequence[str] | None) -> list[str]:
         return []
     parts = value.split(",") if isinstance(value, str) else list(value)
     return [str(a).strip() for a in parts if str(a).strip()]
+
+
+_FLAG_OPTIONS = {"hidden_dim": "TrainConfig.hidden_dim", "num_layers": "TrainConfig.num_layers",
+                 "readout": "the task (invariant or equivariant)", "out_dim": "the task (its number of outputs)"}
+
+
+def model_options(model_kwargs: dict[str, Any], model: str) -> dict[str, Any]:
+    """The options ``model_kwargs`` gives ``model``.
+
+    ``model_kwargs`` holds options for every model (``{"dropout": 0.1}``), options under a model's name for that
+    model only (``{"monomial": {"feature_readout": true}, "invariant-gbm": {"max_iter": 200}}``), or both (a
+    model's own options win). Options that the run's fields or the task set (``hidden_dim``, ``num_layers``,
+    ``readout``, ``out_dim``) and ``probe_agreement`` without ``probes`` are refused.
+
+    Raises:
+        ValueError: naming the model and the option (as ``TrainConfig.model_kwargs``).
+    """
+    if not isinstance(model_kwargs, dict) or not all(isinstance(k, str) for k in model_kwargs):
+        raise ValueError(f"TrainConfig.model_kwargs must be a dict of options, got {model_kwargs!r}")
+    for name in MODEL_NAMES:
+        if name in model_kwargs and not isinstance(model_kwargs[name], dict):
+            raise ValueError(f"TrainConfig.model_kwargs[{name!r}] must be a dict of options for model '{name}', "
+                             f"got {model_kwargs[name]!r}")
+    opts = {k: v for k, v in model_kwargs.items() if k not in MODEL_NAMES}
+    opts.update(model_kwargs.get(model, {}))
+    for key, owner in _FLAG_OPTIONS.items():
+        if key in opts:
+            raise ValueError(f"TrainConfig.model_kwargs: option '{key}' of model '{model}' is set by {owner}, "
+                             "not by model_kwargs")
+    if opts.get("probe_agreement") and not opts.get("probes"):
+        raise ValueError(f"TrainConfig.model_kwargs: model '{model}': probe_agreement={opts['probe_agreement']} "
+                         "needs probes (e.g. \"probes\": 128)")
+    return opts
 
 
 def open_run_zoo(path: str | os.PathLike, activation: str | None = None, train_with: Sequence[str] = ()):
@@ -224,11 +262,24 @@ def _lr_factor(step: int, total: int, warmup: float) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
 
 
-def build_backbone(cfg: TrainConfig, task: Task, zoo: Any) -> Any:
-    """The model named by ``cfg.model`` for ``task`` (an nn.Module, or the scikit-learn ``statnn-gbm``)."""
-    kwargs = dict(cfg.model_kwargs)
+def probe_architectures(cfg: TrainConfig, zoo: Any) -> list[dict[str, Any]] | None:
+    """The architectures (JSON) the trainer hands a model with ``probes`` (the zoo's), or None when the model
+    has no probes or its options name architectures themselves. A run saves them (``config.json``), so that
+    evaluating it on another zoo rebuilds the very same probe readout."""
+    opts = model_options(cfg.model_kwargs, cfg.model)
+    if not opts.get("probes") or "architectures" in opts:
+        return None
+    return [a.to_json() for a in getattr(zoo, "archs", {}).values()]
+
+
+def build_backbone(cfg: TrainConfig, task: Task, zoo: Any, architectures: list | None = None) -> Any:
+    """The model named by ``cfg.model`` for ``task`` (an nn.Module, or a scikit-learn boosted-tree model).
+
+    ``architectures``: what a probe readout runs on (default: ``probe_architectures(cfg, zoo)``, the zoo's).
+    """
+    kwargs = model_options(cfg.model_kwargs, cfg.model)
     if kwargs.get("probes") and "architectures" not in kwargs:  # the probe forward needs the zoo's layer lists
-        kwargs["architectures"] = [a.to_json() for a in getattr(zoo, "archs", {}).values()]
+        kwargs["architectures"] = architectures if architectures is not None else probe_architectures(cfg, zoo)
     if cfg.model in GBM_MODELS:
         if not task.supports_gbm:
             raise ValueError(f"model '{cfg.model}' only supports the generalization task, not '{task.name}'")
@@ -244,7 +295,7 @@ def build_backbone(cfg: TrainConfig, task: Task, zoo: Any) -> Any:
 
 def _construct(cfg: TrainConfig, **kwargs: Any) -> Any:
     """``build_model(cfg.model, **kwargs)``; an option the model's constructor does not take is a ValueError
-    naming it (the CLI reports it in one line)."""
+    naming the model and the option (the CLI reports it in one line)."""
     from ..models import build_model
 
     try:
@@ -253,8 +304,11 @@ def _construct(cfg: TrainConfig, **kwargs: Any) -> Any:
         if "unexpected keyword argument" not in str(exc):
             raise
         bad = str(exc).split("unexpected keyword argument")[-1].strip(" '\"")
+        shared = bad in cfg.model_kwargs and bad not in cfg.model_kwargs.get(cfg.model, {})
+        hint = (f"; options for one model go under its name: {{\"MODEL\": {{\"{bad}\": ...}}}}" if shared
+                else "")
         raise ValueError(f"model '{cfg.model}' has no option '{bad}' "
-                         f"(model_kwargs: {', '.join(sorted(cfg.model_kwargs))})") from None
+                         f"(model_kwargs: {', '.join(sorted(cfg.model_kwargs))}{hint})") from None
 
 
 def _task_for(cfg: TrainConfig) -> Task:
@@ -337,11 +391,59 @@ def evaluate_gbm(model: Any, zoo: Any, task: Task, idx: np.ndarray, augment: str
 def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
     mine = cfg.to_dict()
     saved = {"train_with": [], **saved}  # runs saved before the option existed trained on their own subset
-    diff = [k for k in mine if k not in ("out", "zoo", "device", "checkpoint_every") and saved.get(k) != mine[k]]
+
+    def differs(k: str) -> bool:
+        if k == "model_kwargs":  # the options this model gets, however they were spelled
+            try:
+                return model_options(saved.get(k) or {}, cfg.model) != model_options(mine[k], cfg.model)
+            except ValueError:
+                return True
+        return saved.get(k) != mine[k]
+
+    diff = [k for k in mine if k not in ("out", "zoo", "device", "checkpoint_every") and differs(k)]
     if diff:
         k = diff[0]
         raise ValueError(f"{path}: cannot resume: the run was started with {k}={saved.get(k)!r}, "
-                         f"not {mine[k]!r} (use the same options or a new --out)")
+                         f"not {mine[k]!r} (use the same options, or another TrainConfig.out)")
+
+
+def _check_resume_zoo(saved: dict[str, Any], digest: str, cfg: TrainConfig, path: Path) -> None:
+    """Refuse to continue a run on other networks than it started on (runs without a digest predate it)."""
+    theirs = saved.get("zoo_digest")
+    if theirs is not None and theirs != digest:
+        raise ValueError(f"{path}: cannot resume: the run was started on the zoo {saved.get('zoo')} (digest "
+                         f"{theirs[:12]}), and {cfg.zoo} holds other networks (digest {digest[:12]}); use the "
+                         f"run's zoo, or another TrainConfig.out")
+
+
+def _record(cfg: TrainConfig, digest: str, architectures: list | None) -> dict[str, Any]:
+    """What ``RUN/config.json`` holds: the TrainConfig (``zoo`` as an absolute path), the digest of the networks
+    the run reads (:func:`monomial_gmn.data.zoo_digest` of ``open_run_zoo(zoo, activation, train_with)``) and,
+    for a model with probes, the architectures its probe readout was built for."""
+    rec = {**cfg.to_dict(), "zoo_digest": digest}
+    if architectures is not None:
+        rec["architectures"] = architectures
+    return rec
+
+
+def _resolved(path: str | os.PathLike) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+def _unreadable(path: Path, exc: BaseException) -> str:
+    """One line saying why ``safe_torch_load(path)`` failed (never advice to load the file unsafely)."""
+    try:
+        if path.stat().st_size == 0:
+            return "the file is empty"
+    except OSError:
+        pass
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    if "Weights only load failed" in text or isinstance(exc, pickle.UnpicklingError):
+        return "it holds pickled objects, which are never loaded here"
+    if isinstance(exc, EOFError):
+        return "the file is truncated"
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def train(cfg: TrainConfig, resume: bool = False, zoo: Any = None, progress: bool = True,
@@ -349,44 +451,59 @@ def train(cfg: TrainConfig, resume: bool = False, zoo: Any = None, progress: boo
     """Train a model as configured; returns (and on rank 0 writes ``RUN/metrics.json``) the final metrics.
 
     Args:
-        cfg: the run's configuration (validated here).
-        resume: continue from ``RUN/checkpoint.pt`` if it exists (a finished run returns its metrics).
+        cfg: the run's configuration (validated here). ``RUN/config.json`` records it with ``zoo`` resolved to
+            an absolute path, plus the zoo's digest (and a probe readout's architectures), see :func:`_record`.
+        resume: continue from ``RUN/checkpoint.pt`` if it exists (a finished run returns its metrics); without
+            a checkpoint the run starts from step 0. Resuming on other networks than the run started on
+            (another zoo, or a zoo changed since) is refused.
         zoo: an already opened zoo (default: ``open_run_zoo(cfg.zoo, cfg.activation, cfg.train_with)``).
-        progress: show a tqdm bar with live loss / learning rate / validation metric (rank 0 only).
+        progress: show a tqdm bar with live loss (of the global batch) / learning rate / validation metric
+            (rank 0 only).
 
     Raises:
         ValueError / ZooFormatError: a bad option or zoo, with a one-line message.
     """
-    cfg.validate()
+    from ..data import zoo_digest
+
+    cfg = dataclasses.replace(cfg.validate(), zoo=_resolved(cfg.zoo))
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out}: exists and is not a directory")
+        raise NotADirectoryError(f"TrainConfig.out {out}: exists and is not a directory")
     ckpt_path = out / "checkpoint.pt"
     if not resume and (out / "metrics.json").exists():
-        raise ValueError(f"{out}: already holds a finished run (use --resume to reuse it, or a new --out)")
+        raise ValueError(f"{out}: already holds a finished run (resume=True reuses it; or choose another "
+                         f"TrainConfig.out)")
     if not resume and ckpt_path.exists():
-        raise ValueError(f"{out}: holds an unfinished run (continue it with --resume, or use a new --out)")
+        raise ValueError(f"{out}: holds an unfinished run (continue it with resume=True, or choose another "
+                         f"TrainConfig.out)")
     task = _task_for(cfg)
     if zoo is None:
         zoo = open_run_zoo(cfg.zoo, cfg.activation, cfg.train_with)
     task.setup(zoo)
     splits = _splits(zoo, cfg)
+    digest = zoo_digest(zoo)
+    archs = probe_architectures(cfg, zoo)
     ctx = dist_context(cfg.device)
     try:
         if cfg.model in GBM_MODELS:
-            return _train_gbm(cfg, task, zoo, splits, ctx, resume)
-        return _train_sgd(cfg, task, zoo, splits, ctx, resume, progress, ckpt_path, _crash_after_step)
+            return _train_gbm(cfg, task, zoo, splits, ctx, resume, digest, archs)
+        return _train_sgd(cfg, task, zoo, splits, ctx, resume, progress, ckpt_path, _crash_after_step, digest,
+                          archs)
     finally:
         ctx.close()
 
 
 def _train_gbm(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndarray], ctx: DistContext,
-               resume: bool) -> dict[str, Any]:
+               resume: bool, digest: str, archs: list | None) -> dict[str, Any]:
+    """Fit the boosted trees once; ``RUN/model.npz`` holds them (see ``StatNNGBM.save``: no pickle)."""
     out = Path(cfg.out)
     if resume and (out / "metrics.json").exists():
+        saved = _read_record(out)
+        _check_resume_config(saved, cfg, out / "config.json")
+        _check_resume_zoo(saved, digest, cfg, out / "config.json")
         return json.loads((out / "metrics.json").read_text())
     t0 = time.perf_counter()
-    model = build_backbone(cfg, task, zoo)
+    model = build_backbone(cfg, task, zoo, archs)
     # Training copies are transformed once by the training augmentation (the GBM is not SGD-trained).
     aug = parse_augment(cfg.augment)
     batch = aug(zoo.batch(splits["train"], dtype=torch.float32), torch.Generator().manual_seed(_mix(cfg.seed, 0)))
@@ -400,7 +517,8 @@ def _train_gbm(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndar
     result = _result(cfg, task, zoo, splits, metrics, None, [], 0, params, len(splits["train"]),
                      time.perf_counter() - t0, ctx)
     if ctx.is_main:
-        atomic_write_json(out / "config.json", cfg.to_dict())
+        model.save(out / "model.npz")
+        atomic_write_json(out / "config.json", _record(cfg, digest, archs))
         atomic_write_json(out / "metrics.json", result)
     return result
 
@@ -419,13 +537,14 @@ def _result(cfg, task, zoo, splits, metrics, best_epoch, history, steps, params,
 
 
 def _train_sgd(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndarray], ctx: DistContext,
-               resume: bool, progress: bool, ckpt_path: Path, crash_after: int | None) -> dict[str, Any]:
+               resume: bool, progress: bool, ckpt_path: Path, crash_after: int | None, digest: str,
+               archs: list | None) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     out = Path(cfg.out)
     dtype = torch.float32
     torch.manual_seed(_mix(cfg.seed, 0xB11D))
-    backbone = build_backbone(cfg, task, zoo)
+    backbone = build_backbone(cfg, task, zoo, archs)
     _fit_normalizer(backbone, zoo, task, splits["train"], cfg.eval_batch_size)
     module = task.wrap(backbone, zoo).to(ctx.device)
     params = _num_params(module)
@@ -442,23 +561,27 @@ def _train_sgd(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndar
         try:
             ck = safe_torch_load(ckpt_path)
         except Exception as exc:
-            raise ValueError(f"{ckpt_path}: unreadable checkpoint ({str(exc).splitlines()[0]})") from None
-        if not isinstance(ck, dict) or ck.get("version") != _CKPT_VERSION:
+            raise ValueError(f"{ckpt_path}: unreadable checkpoint ({_unreadable(ckpt_path, exc)}); delete it to "
+                             f"start the run again") from None
+        if not isinstance(ck, dict) or ck.get("version") != _CKPT_VERSION or not isinstance(ck.get("config"), dict):
             raise ValueError(f"{ckpt_path}: not a checkpoint of this version of monomial-gmn")
         _check_resume_config(ck["config"], cfg, ckpt_path)
+        _check_resume_zoo({**ck["config"], "zoo_digest": ck.get("zoo_digest")}, digest, cfg, ckpt_path)
+        if ctx.is_main:  # the record of a run started by an older version gains the path and the digest
+            atomic_write_json(out / "config.json", _record(cfg, digest, archs))
         module.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         best_state = ck["best_state"]
         state.update(ck["state"])
     elif ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "config.json", cfg.to_dict())
+        atomic_write_json(out / "config.json", _record(cfg, digest, archs))
 
     def save() -> None:
         if ctx.is_main:
             atomic_torch_save({"version": _CKPT_VERSION, "config": cfg.to_dict(), "model": module.state_dict(),
-                               "optimizer": opt.state_dict(), "best_state": best_state, "state": dict(state)},
-                              ckpt_path)
+                               "optimizer": opt.state_dict(), "best_state": best_state, "state": dict(state),
+                               "zoo_digest": digest, "architectures": archs}, ckpt_path)
 
     net = module
     if ctx.distributed:
@@ -489,8 +612,14 @@ def _train_sgd(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndar
             state["step"] = step + 1
             state["nets_seen"] += gcount
             state["seconds"] = time.perf_counter() - t_start
+            shown = loss.detach()
+            if progress and ctx.distributed:  # every rank takes part (progress is the same on all of them)
+                shown = shown.clone()
+                torch.distributed.all_reduce(shown)
             bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()) / ctx.world_size:.4g}",
+            # each rank's loss is its share of the global batch's sum × world size / global batch size, so
+            # the sum over ranks / world size is the global batch's mean per-net loss
+            bar.set_postfix(epoch=epoch + 1, loss=f"{float(shown) / ctx.world_size:.4g}",
                             lr=f"{opt.param_groups[0]['lr']:.2e}",
                             **({f"val_{task.metric}": f"{state['best_metric']:.4f}"}
                                if state["best_metric"] is not None else {}))
@@ -533,42 +662,110 @@ class _SimulatedCrash(RuntimeError):
 
 
 # ---------------------------------------------------------------------------------------------------- evaluation
-def load_run(run: str | os.PathLike) -> tuple[TrainConfig, dict[str, Tensor]]:
-    """The configuration and the selected weights of a finished run directory."""
-    run = Path(run)
-    if not run.is_dir():
-        raise FileNotFoundError(f"{run}: no such run directory")
-    cfg_path, model_path = run / "config.json", run / "model.pt"
+def _read_record(run: Path) -> dict[str, Any]:
+    """``RUN/config.json`` as a dict (see :func:`_record`); FileNotFoundError / ValueError naming the file."""
+    cfg_path = run / "config.json"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{cfg_path}: missing (is {run} a run directory written by 'monomial-gmn train'?)")
     try:
-        cfg = TrainConfig.from_dict(json.loads(cfg_path.read_text()))
-    except (json.JSONDecodeError, TypeError) as exc:
+        rec = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{cfg_path}: malformed run configuration ({exc})") from None
+    if not isinstance(rec, dict):
+        raise ValueError(f"{cfg_path}: malformed run configuration (not a JSON object)")
+    return rec
+
+
+def load_run(run: str | os.PathLike) -> tuple[TrainConfig, dict[str, Tensor]]:
+    """The configuration and the selected weights of a finished run directory (``{}`` for boosted trees,
+    whose fitted trees are ``RUN/model.npz``)."""
+    run = Path(run)
+    if not run.is_dir():
+        raise FileNotFoundError(f"{run}: no such run directory")
+    model_path = run / "model.pt"
+    try:
+        cfg = TrainConfig.from_dict(_read_record(run))
+    except TypeError as exc:
+        raise ValueError(f"{run / 'config.json'}: malformed run configuration ({exc})") from None
     if cfg.model in GBM_MODELS:
         return cfg, {}
     if not model_path.is_file():
-        raise FileNotFoundError(f"{model_path}: missing; the run has not finished (continue it with --resume)")
+        raise FileNotFoundError(f"{model_path}: missing; the run has not finished (continue it with resume=True)")
     try:
         saved = safe_torch_load(model_path)
     except Exception as exc:
-        raise ValueError(f"{model_path}: unreadable ({str(exc).splitlines()[0]})") from None
+        raise ValueError(f"{model_path}: unreadable ({_unreadable(model_path, exc)})") from None
     if not isinstance(saved, dict) or not isinstance(saved.get("model"), dict):
         raise ValueError(f"{model_path}: not a model file written by 'monomial-gmn train'")
     return cfg, saved["model"]
 
 
+def _run_zoo(run: Path, cfg: TrainConfig, rec: dict[str, Any], zoo_path: str | os.PathLike | None,
+             zoo: Any, train_with: Sequence[str] | None = None) -> tuple[Any, str, str]:
+    """The zoo to evaluate a run on, its path and its digest.
+
+    Without ``zoo_path`` and ``zoo`` this re-opens the run's own zoo and refuses one whose networks changed
+    since the run was trained (a run records their digest); ``zoo_path`` (or an opened ``zoo``) evaluates on
+    other networks on purpose."""
+    from ..data import zoo_digest
+
+    tw = cfg.train_with if train_with is None else train_with
+    if zoo is not None:
+        return zoo, str(zoo_path or cfg.zoo), zoo_digest(zoo)
+    path = zoo_path or cfg.zoo
+    z = open_run_zoo(path, cfg.activation, tw)
+    digest = zoo_digest(z)
+    theirs = rec.get("zoo_digest")
+    if zoo_path is None and theirs is not None and theirs != digest:
+        raise ValueError(f"{run}: the zoo at {path} holds other networks than the run was trained on (digest "
+                         f"{digest[:12]}, not {theirs[:12]}); to evaluate the run on them anyway, name the zoo "
+                         f"explicitly (zoo_path)")
+    return z, _resolved(path), digest
+
+
+def _probe_archs_of_run(run: Path, cfg: TrainConfig, rec: dict[str, Any], own_zoo: bool) -> list | None:
+    """The architectures a run's probe readout was built for (saved with the run); a run from before they were
+    saved can only be rebuilt on its own zoo."""
+    archs = rec.get("architectures")
+    if archs is None and not own_zoo and model_options(cfg.model_kwargs, cfg.model).get("probes") \
+            and "architectures" not in model_options(cfg.model_kwargs, cfg.model):
+        raise ValueError(f"{run}: the run does not record its probe architectures (it predates them), so its "
+                         f"probe readout can only be rebuilt on its own zoo")
+    return archs
+
+
 def _saved_module(run: str | os.PathLike, cfg: TrainConfig, weights: dict[str, Tensor], task: Task,
-                  zoo: Any) -> nn.Module:
-    """The task module of a finished torch run, rebuilt from its config and loaded with its selected weights."""
+                  zoo: Any, architectures: list | None = None) -> nn.Module:
+    """The task module of a finished torch run, rebuilt from its config (a probe readout for
+    ``architectures``, the run's) and loaded with its selected weights."""
     torch.manual_seed(_mix(cfg.seed, 0xB11D))
-    module = task.wrap(build_backbone(cfg, task, zoo), zoo)
+    module = task.wrap(build_backbone(cfg, task, zoo, architectures), zoo)
     try:
         module.load_state_dict(weights)
     except RuntimeError as exc:
         raise ValueError(f"{run}: the saved weights do not fit model '{cfg.model}' "
-                         f"({str(exc).splitlines()[0]})") from None
+                         f"({next((ln for ln in str(exc).splitlines() if ln.strip()), 'state dict mismatch')})") \
+            from None
     return module
+
+
+def _saved_gbm(run: Path, cfg: TrainConfig, task: Task, zoo: Any, architectures: list | None,
+               own_zoo: bool) -> Any:
+    """The fitted trees of a boosted-tree run (``RUN/model.npz``). A run from before they were saved is refitted
+    (deterministically) on its own zoo only: refitting on other networks would be another model."""
+    model = build_backbone(cfg, task, zoo, architectures)
+    path = run / "model.npz"
+    if path.is_file():
+        return model.load(path)
+    if not own_zoo:
+        raise ValueError(f"{run}: holds no fitted trees ({path.name}; the run predates them), so it can only be "
+                         f"evaluated on its own zoo; train it again to evaluate it on another")
+    sp = _splits(zoo, cfg)
+    batch = parse_augment(cfg.augment)(zoo.batch(sp["train"], dtype=torch.float32),
+                                       torch.Generator().manual_seed(_mix(cfg.seed, 0)))
+    model.fit(batch, task.targets(sp["train"]).numpy(), zoo.batch(sp["val"], dtype=torch.float32),
+              task.targets(sp["val"]).numpy())
+    return model
 
 
 def ensemble_run_metrics(runs: list[str | os.PathLike], augments: list[str], zoo: Any = None,
@@ -582,20 +779,27 @@ def ensemble_run_metrics(runs: list[str | os.PathLike], augments: list[str], zoo
     if not runs:
         raise ValueError("ensemble_run_metrics needs at least one run")
     saved = [load_run(r) for r in runs]
+    recs = [_read_record(Path(r)) for r in runs]
     cfgs = [cfg for cfg, _ in saved]
     task = _task_for(cfgs[0])
     if task.name != "generalization":
         raise ValueError(f"ensembles are for the generalization task, not {task.name!r}")
     if len({(c.task, c.activation, c.split_seed) for c in cfgs}) != 1:
         raise ValueError("ensemble_run_metrics: the runs differ in task, activation or split")
-    if zoo is None:
-        zoo = open_run_zoo(cfgs[0].zoo, cfgs[0].activation, sorted({a for c in cfgs for a in c.train_with}))
-    task.setup(zoo)
-    idx = _splits(zoo, cfgs[0])[split]
     for run, cfg in zip(runs, cfgs):
         if cfg.model in GBM_MODELS:
             raise ValueError(f"{run}: ensembles of boosted-tree runs are not supported")
-    modules = [(_saved_module(run, cfg, weights, task, zoo), cfg) for run, (cfg, weights) in zip(runs, saved)]
+    if zoo is None:  # the first run's zoo, with the nets of every run's train_with
+        tw = sorted({a for c in cfgs for a in c.train_with})
+        zoo, _, digest = _run_zoo(Path(runs[0]), cfgs[0], {}, None, None, tw)
+        for run, cfg, rec in zip(runs, cfgs, recs):
+            if sorted(cfg.train_with) == tw and rec.get("zoo_digest") not in (None, digest):
+                raise ValueError(f"{run}: the zoo at {cfgs[0].zoo} holds other networks than the run was trained "
+                                 f"on (digest {digest[:12]}, not {rec['zoo_digest'][:12]})")
+    task.setup(zoo)
+    idx = _splits(zoo, cfgs[0])[split]
+    modules = [(_saved_module(run, cfg, weights, task, zoo, rec.get("architectures")), cfg)
+               for run, (cfg, weights), rec in zip(runs, saved, recs)]
     rows = []
     for a in augments:
         pred = torch.stack([predict_model(m, zoo, task, idx, a, seed, c.eval_batch_size) for m, c in modules])
@@ -607,33 +811,34 @@ def evaluate_run(run: str | os.PathLike, augments: list[str], zoo_path: str | No
                  split: str = "test", seed: int = 12345, zoo: Any = None) -> dict[str, Any]:
     """Evaluate a finished run's selected model on a split under each augmentation spec.
 
-    Returns ``{"run", "task", "model", "split", "metric", "rows": [{"augment", **metrics}]}``.
+    The model is the run's own: its selected weights, or for boosted trees its fitted trees (``RUN/model.npz``),
+    with a probe readout rebuilt for the architectures saved with the run. Without ``zoo_path`` and ``zoo`` the
+    run's zoo is re-opened (refused if its networks changed since the run was trained); ``zoo_path`` or ``zoo``
+    evaluates on other networks (their ``split`` under the run's split seed).
+
+    Returns ``{"run", "task", "model", "split", "metric", "zoo", "zoo_digest", "rows": [{"augment", **metrics}]}``.
     """
+    run = Path(run)
     cfg, weights = load_run(run)
+    rec = _read_record(run)
     augs = [parse_augment(a) for a in augments]
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be train, val or test, not {split!r}")
     task = _task_for(cfg)
-    if zoo is None:
-        zoo = open_run_zoo(zoo_path or cfg.zoo, cfg.activation, cfg.train_with)
+    zoo, zpath, digest = _run_zoo(run, cfg, rec, zoo_path, zoo)
+    own = digest == rec.get("zoo_digest") or (zoo_path is None and rec.get("zoo_digest") is None)
+    archs = _probe_archs_of_run(run, cfg, rec, own)
     task.setup(zoo)
     idx = _splits(zoo, cfg)[split]
     rows = []
     if cfg.model in GBM_MODELS:
-        model = build_backbone(cfg, task, zoo)
-        tr = _splits(zoo, cfg)["train"]
-        batch = parse_augment(cfg.augment)(zoo.batch(tr, dtype=torch.float32),
-                                           torch.Generator().manual_seed(_mix(cfg.seed, 0)))
-        va = _splits(zoo, cfg)["val"]
-        # a deterministic refit: scikit-learn models are not saved (they could only be pickled)
-        model.fit(batch, task.targets(tr).numpy(), zoo.batch(va, dtype=torch.float32), task.targets(va).numpy())
+        model = _saved_gbm(run, cfg, task, zoo, archs, own)
         for a in augs:
             rows.append({"augment": a.label, **evaluate_gbm(model, zoo, task, idx, a, seed, cfg.eval_batch_size)})
     else:
-        module = _saved_module(run, cfg, weights, task, zoo)
+        module = _saved_module(run, cfg, weights, task, zoo, archs)
         for a in augs:
             rows.append({"augment": a.label,
                          **evaluate_model(module, zoo, task, idx, a, seed, cfg.eval_batch_size)})
     return {"run": str(run), "task": task.name, "model": cfg.model, "split": split, "metric": task.metric,
-            "rows": rows}
-
+            "zoo": zpath, "zoo_digest": digest, "rows": rows}
