@@ -227,3 +227,108 @@ def test_sample_transform_accepts_max_scale_one_and_numpy_numbers():
     mg.sample_transform(net, max_scale=np.float32(3.0))
     with pytest.raises(ValueError, match=r"scale_range must satisfy 0 < lo <= hi"):
         mg.sample_transform(net, scale_range=(2.0, 1.0))
+
+
+# ---------------------------------------------------------------------------------------------- SIREN directories
+def _siren_sd(seed: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"seq.0.weight": torch.randn(4, 2, generator=g), "seq.0.bias": torch.randn(4, generator=g),
+            "seq.1.weight": torch.randn(1, 4, generator=g), "seq.1.bias": torch.randn(1, generator=g)}
+
+
+def _nfn_layout(root, labels_of_index: list[int]):
+    """NFN's SirenDataset layout: randinit_test_<label>s/net<index>.pth, the net index running over all folders."""
+    for idx, label in enumerate(labels_of_index):
+        d = root / f"randinit_test_{label}s"
+        d.mkdir(parents=True, exist_ok=True)
+        torch.save(_siren_sd(idx), d / f"net{idx}.pth")
+    return root
+
+
+def _by_file(zoo) -> dict[str, int]:
+    return dict(zip(zoo.columns["file"].tolist(), zoo.columns["label"].tolist()))
+
+
+# labels by net index; 12 nets so that net10/net11 sort between net1 and net2 in plain path order
+NFN_LABELS = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8]
+
+
+def test_nfn_siren_layout_reads_labels_from_folders(tmp_path):
+    zoo = mg.load_zoo(_nfn_layout(tmp_path / "z", NFN_LABELS))
+    got = _by_file(zoo)
+    assert len(got) == 12
+    assert got == {f"randinit_test_{lab}s/net{i}.pth": lab for i, lab in enumerate(NFN_LABELS)}
+    # the weights of each row are those of its file
+    i = zoo.columns["file"].tolist().index("randinit_test_8s/net11.pth")
+    assert torch.equal(zoo.graph(i).x[2:6, 0], _siren_sd(11)["seq.0.bias"])
+
+
+def test_labels_npy_is_matched_by_net_index_not_path_order(tmp_path):
+    root = tmp_path / "flat"
+    root.mkdir()
+    for idx in range(12):
+        torch.save(_siren_sd(idx), root / f"net{idx}.pth")
+    np.save(root / "labels.npy", np.asarray(NFN_LABELS))
+    assert _by_file(mg.load_zoo(root)) == {f"net{i}.pth": lab for i, lab in enumerate(NFN_LABELS)}
+    # the same array handed over as an argument follows the same rule
+    zoo = mg.data.read_siren_dir(root, labels=np.asarray(NFN_LABELS), progress=False)
+    assert _by_file(zoo) == {f"net{i}.pth": lab for i, lab in enumerate(NFN_LABELS)}
+    # beside NFN's folders (path order: folder by folder, not by index) the array still goes by net index
+    nfn = _nfn_layout(tmp_path / "nfn", NFN_LABELS)
+    np.save(nfn / "labels.npy", np.arange(12) + 20)
+    assert _by_file(mg.load_zoo(nfn)) == {f"randinit_test_{lab}s/net{i}.pth": 20 + i
+                                          for i, lab in enumerate(NFN_LABELS)}
+
+
+@pytest.mark.parametrize("case, match", [
+    ("duplicate", r"'a/net0.pth' and 'b/net0.pth' both have index 0"),
+    ("gap", r"needs indices 0..2 for 3 labels; the files have 3 indices from 0 to 5"),
+    ("no-index", r"'b/x.pth' has none"),
+    ("folders", r"carry no net index and the files lie in several folders"),
+])
+def test_ambiguous_labels_array_is_refused(tmp_path, case, match):
+    names = {"duplicate": ["a/net0.pth", "a/net1.pth", "b/net0.pth"],
+             "gap": ["net0.pth", "net1.pth", "net5.pth"],
+             "no-index": ["a/net0.pth", "a/net1.pth", "b/x.pth"],
+             "folders": ["a/x.pth", "a/y.pth", "b/z.pth"]}[case]
+    for k, name in enumerate(names):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(_siren_sd(k), tmp_path / name)
+    np.save(tmp_path / "labels.npy", np.array([0, 1, 2]))
+    with pytest.raises(mg.ZooFormatError, match=match) as exc:
+        mg.load_zoo(tmp_path)
+    assert "labels.csv (file,label)" in str(exc.value)
+
+
+def test_names_without_numbers_in_one_folder_take_the_array_in_name_order(tmp_path):
+    for k, name in enumerate(["b.pth", "a.pth", "c.pth"]):
+        torch.save(_siren_sd(k), tmp_path / name)
+    np.save(tmp_path / "labels.npy", np.array([7, 8, 9]))
+    assert _by_file(mg.load_zoo(tmp_path)) == {"a.pth": 7, "b.pth": 8, "c.pth": 9}
+
+
+def test_unlabelled_siren_dir_says_there_are_no_labels(tmp_path):
+    from monomial_gmn.train._tasks import make_task
+
+    for idx in range(3):
+        torch.save(_siren_sd(idx), tmp_path / f"net{idx}.pth")
+    zoo = mg.load_zoo(tmp_path)
+    assert (zoo.columns["label"] == -1).all()
+    with pytest.raises(ValueError, match=r"needs a class label per network, but .* has no labels \(label -1\); "
+                                         r"for a directory of SIREN state dicts give labels.csv"):
+        make_task("inr-classification").setup(zoo)
+
+
+# ---------------------------------------------------------------------------------------------- CLI text
+def test_demo_help_and_readme_give_the_same_duration():
+    import re
+    from pathlib import Path
+
+    from monomial_gmn.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    said = re.search(r"It needs about (\d+) CPU-minutes on\s+2 cores", readme)
+    assert said, "README no longer states the demo's duration"
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    demo_help = next(c.help for c in sub._choices_actions if c.dest == "demo")
+    assert f"about {said.group(1)} CPU-minutes on 2 cores" in demo_help

@@ -32,7 +32,8 @@ def _default_cache() -> str:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "demo", help="run the main job on the embedded default (about 10 minutes on 2 CPU cores)",
+        "demo", help="run the main job on the embedded default (about 5 CPU-minutes on 2 cores; longer on a "
+                      "shared machine)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Build the embedded digits-cnn zoo (ReLU and tanh CNNs trained on scikit-learn's digits;\n"
                     "cached, so a second run reuses it), train MonomialGMN and the baselines to predict each\n"

@@ -24,7 +24,7 @@ from ._arch import Architecture, siren_architecture
 from ._safe import load_array, read_csv_columns
 from ._zoo import Zoo
 
-__all__ = ["read_siren_dir", "is_state_dict_dir", "state_dict_files", "siren_layers"]
+__all__ = ["read_siren_dir", "is_state_dict_dir", "state_dict_files", "siren_layers", "net_index", "LABEL_SOURCES"]
 
 _SUFFIXES = (".pt", ".pth", ".safetensors")
 
@@ -108,21 +108,88 @@ def siren_layers(state: dict[str, torch.Tensor], where: str) -> list[tuple[str, 
     return pairs
 
 
+_INDEX = re.compile(r"(\d+)(?!.*\d)")          # the last run of digits in a file's stem: net12 -> 12
+_LABEL_DIR = (re.compile(r"^(\d+)$"), re.compile(r"_(\d+)s$"))  # '<label>/' or NFN's 'randinit_test_<label>s/'
+LABEL_SOURCES = ("labels.csv (columns file,label), labels.json (file -> label), labels.npy (label k for the file "
+                 "named net<k>), or label folders (<label>/ or NFN's *_<label>s/)")
+
+
+def net_index(file: Path) -> int | None:
+    """The network index in a file name (the last number in its stem: ``net12.pth`` → 12), or None."""
+    found = _INDEX.search(file.stem)
+    return int(found.group(1)) if found else None
+
+
+def _array_by_index(where: str, rel: list[Path], arr: np.ndarray) -> np.ndarray:
+    """Labels from an array with no file names, matched by the explicit rule: the label of the file named
+    ``...<k>`` (``net<k>.pth``) is ``arr[k]``. Files without numbers in one folder take the array in name order;
+    anything else is ambiguous and refused."""
+    n = len(rel)
+    where_fix = (f"{where}: cannot tell which of its {arr.shape[0]} labels belongs to which of the {n} weight "
+                 "files")
+    hint = "; give each file's label explicitly in labels.csv (file,label) or labels.json (file -> label)"
+    index = [net_index(r) for r in rel]
+    if all(i is None for i in index):
+        if len({r.parent for r in rel}) > 1:
+            raise ZooFormatError(f"{where_fix}: the file names carry no net index and the files lie in several "
+                                 f"folders{hint}")
+        if arr.shape[0] != n:
+            raise ZooFormatError(f"{where}: has {arr.shape[0]} labels for {n} weight files")
+        return arr  # one folder, names without numbers: name order (natural == lexicographic here)
+    if any(i is None for i in index):
+        bad = rel[index.index(None)]
+        raise ZooFormatError(f"{where_fix}: labels are matched by the net index in each file name (net<k> takes "
+                             f"label k) but '{bad}' has none{hint}")
+    if len(set(index)) != n:
+        seen: dict[int, Path] = {}
+        for r, i in zip(rel, index):
+            if i in seen:
+                raise ZooFormatError(f"{where_fix}: labels are matched by the net index in each file name, but "
+                                     f"'{seen[i]}' and '{r}' both have index {i}{hint}")
+            seen[i] = r
+    if arr.shape[0] != n or max(index) >= n:
+        raise ZooFormatError(f"{where_fix}: labels are matched by the net index in each file name (net<k> takes "
+                             f"label k), which needs indices 0..{arr.shape[0] - 1} for {arr.shape[0]} labels; the "
+                             f"files have {n} indices from {min(index)} to {max(index)}{hint}")
+    return arr[np.asarray(index)]
+
+
+def _folder_labels(rel: list[Path]) -> np.ndarray | None:
+    """Labels from the innermost label folder of each file (``3/net.pt``, ``randinit_test_3s/net7.pth``), or
+    None when no file lies in one; a file outside one while others are inside is refused."""
+    found: list[int | None] = []
+    for r in rel:
+        label = None
+        for part in reversed(r.parts[:-1]):
+            m = next((m for m in (pat.search(part) for pat in _LABEL_DIR) if m), None)
+            if m:
+                label = int(m.group(1))
+                break
+        found.append(label)
+    if all(v is None for v in found):
+        return None
+    if any(v is None for v in found):
+        bad = rel[found.index(None)]
+        n_in = sum(v is not None for v in found)
+        raise ZooFormatError(f"'{bad}' is not inside a label folder (<label>/ or *_<label>s/) while {n_in} other "
+                             f"weight files are; put every file in one, or give {LABEL_SOURCES}")
+    return np.asarray(found, dtype=np.int64)
+
+
 def _labels(path: Path, files: list[Path], labels: Any) -> np.ndarray:
-    rel = [str(f.relative_to(path)) for f in files]
+    rel_paths = [f.relative_to(path) for f in files]
+    rel = [str(r) for r in rel_paths]
     if labels is not None and not isinstance(labels, (str, os.PathLike)):
-        arr = np.asarray(labels, dtype=np.int64)
-        if arr.shape != (len(files),):
-            raise ValueError(f"labels has shape {arr.shape}; the directory holds {len(files)} networks")
-        return arr
+        arr = np.asarray(labels)
+        if arr.ndim != 1 or not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
+            raise ValueError(f"labels must be a 1-d array of integers, got shape {arr.shape} dtype {arr.dtype}")
+        return _array_by_index("labels", rel_paths, arr.astype(np.int64))
     lf = Path(labels) if labels is not None else next(
         (path / n for n in ("labels.csv", "labels.json", "labels.npy") if (path / n).is_file()), None)
     if lf is not None:
         if lf.suffix == ".npy":
             arr = np.asarray(load_array(lf, mmap=False, ndim=1, dtype=np.integer), dtype=np.int64)
-            if arr.shape[0] != len(files):
-                raise ZooFormatError(f"{lf}: has {arr.shape[0]} labels for {len(files)} weight files")
-            return arr
+            return _array_by_index(str(lf), rel_paths, arr)
         if lf.suffix == ".json":
             try:
                 mapping = json.loads(lf.read_text())
@@ -142,10 +209,11 @@ def _labels(path: Path, files: list[Path], labels: Any) -> np.ndarray:
             return np.array([int(mapping[r]) for r in rel], dtype=np.int64)
         except (TypeError, ValueError):
             raise ZooFormatError(f"{lf}: labels must be integers") from None
-    parents = [f.relative_to(path).parts[0] if len(f.relative_to(path).parts) > 1 else "" for f in files]
-    if parents and all(p.isdigit() for p in parents):
-        return np.array([int(p) for p in parents], dtype=np.int64)
-    return np.full(len(files), -1, dtype=np.int64)
+    try:
+        folders = _folder_labels(rel_paths)
+    except ZooFormatError as exc:
+        raise ZooFormatError(f"{path}: {exc}") from None
+    return folders if folders is not None else np.full(len(files), -1, dtype=np.int64)
 
 
 def read_siren_dir(path: str | os.PathLike, w0: float = 30.0, labels: Any = None,
@@ -155,9 +223,17 @@ def read_siren_dir(path: str | os.PathLike, w0: float = 30.0, labels: Any = None
     Args:
         path: directory searched recursively for weight files (natural path order = zoo order).
         w0: the SIREN frequency ω0 used by every sine layer (default 30).
-        labels: an array of labels in zoo order, a labels file (``.csv`` with ``file,label``, ``.json``
-            mapping relative path → label, ``.npy``), or None: ``labels.{csv,json,npy}`` in ``path`` if present,
-            else integer class folder names (``path/<label>/net.pt``), else -1.
+        labels: where each network's class label comes from:
+
+            * a labels file: ``.csv`` with columns ``file,label`` or ``.json`` mapping relative path → label
+              (explicit per file), or ``.npy`` / an array of integers, matched by the *net index* in each file
+              name (the last number in its stem: ``net12.pth`` takes label 12 of the array, whatever the folder
+              or the path order); only files without numbers in a single folder take an array in name order.
+              Anything else (files without an index, repeated indices, indices not covering the array) is
+              refused with a ZooFormatError, never guessed;
+            * None (default): ``labels.{csv,json,npy}`` in ``path`` if present, else the label folder each file
+              lies in — ``path/<label>/net.pt``, or NFN's SIREN zoo layout ``randinit_test_<label>s/net<k>.pth``
+              (the innermost folder matching ``<label>`` or ``*_<label>s``) — else -1 (no labels).
     """
     path = Path(path)
     files = state_dict_files(path)

@@ -148,7 +148,14 @@ class INRClassificationTask(Task):
         if "label" not in zoo.columns:
             raise ValueError("task 'inr-classification' needs the zoo column 'label'")
         y = np.asarray(zoo.columns["label"])
-        if y.size == 0 or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+        where = zoo.meta.get("path", "the zoo") if isinstance(getattr(zoo, "meta", None), dict) else "the zoo"
+        if y.size and np.issubdtype(y.dtype, np.integer) and (y < 0).any():
+            from ..data._siren_dir import LABEL_SOURCES
+
+            some = "has no labels" if (y < 0).all() else f"has no label for {int((y < 0).sum())} of {y.size} networks"
+            raise ValueError(f"task 'inr-classification' needs a class label per network, but {where} {some} "
+                             f"(label -1); for a directory of SIREN state dicts give {LABEL_SOURCES}")
+        if y.size == 0 or not np.issubdtype(y.dtype, np.integer):
             raise ValueError("zoo column 'label' must hold non-negative integers")
         self._y = torch.as_tensor(y.astype(np.int64))
         self._classes = max(int(y.max()) + 1, 2)
