@@ -331,3 +331,35 @@ def test_trainconfig_errors_name_fields_not_flags(tmp_path, cnn_zoo, capsys, fie
         train(_cfg(tmp_path, cnn_zoo, "done", model="statnn", epochs=1), progress=False)
         train(_cfg(tmp_path, cnn_zoo, "done", model="statnn", epochs=1), progress=False)
     assert "--" not in str(exc.value)
+
+
+def test_ddp_progress_bar_shows_the_global_batch_loss(tmp_path, cnn_zoo, monkeypatch):
+    """Under torchrun the bar shows the loss of the whole global batch (all-reduced over processes), the number
+    one process shows for the same batches, not rank 0's share of it."""
+    import functools
+    import io
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import tqdm.auto
+
+    def losses(text: str) -> list[float]:
+        shown = [float(v) for v in re.findall(r"loss=([-+0-9.e]+)", text)]
+        return [v for i, v in enumerate(shown) if i == 0 or v != shown[i - 1]]
+
+    bar = io.StringIO()
+    monkeypatch.setattr(tqdm.auto, "tqdm", functools.partial(tqdm.auto.tqdm, file=bar, mininterval=0))
+    single = train(_cfg(tmp_path, cnn_zoo, "one", model="statnn", epochs=1, device="cpu"), progress=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_MININTERVAL": "0",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+           "monomial_gmn.cli", "train", "--zoo", str(cnn_zoo), "--task", "generalization", "--model", "statnn",
+           "--out", str(tmp_path / "two"), *TINY, "--device", "cpu"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    one, two = losses(bar.getvalue()), losses(proc.stderr)
+    assert len(one) == single["steps"] and len(two) == len(one), (one, two)
+    assert two == pytest.approx(one, rel=2e-3)
