@@ -332,3 +332,39 @@ def test_demo_help_and_readme_give_the_same_duration():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     demo_help = next(c.help for c in sub._choices_actions if c.dest == "demo")
     assert f"about {said.group(1)} CPU-minutes on 2 cores" in demo_help
+
+
+# ---------------------------------------------------------------------------------------------- zoo messages
+SAMPLE = __import__("pathlib").Path(__file__).parent / "data" / "small-cnn-zoo-sample"
+
+
+def test_zoo_info_unknown_step_names_the_steps_there_are(capsys):
+    err = _one_line_error(capsys, ["zoo", "info", str(SAMPLE), "--step", "99"])
+    assert "no network has a checkpoint at step 99 (steps there: 0, 86)" in err and "None" not in err
+    err = _one_line_error(capsys, ["zoo", "info", str(SAMPLE), "--step", "99", "--activation", "tanh"])
+    assert "no tanh network has a checkpoint at step 99" in err
+
+
+def test_truncated_metrics_csv_counts_rows_not_networks(tmp_path):
+    import gzip
+    import shutil
+
+    for f in ("weights.npy", "layout.csv"):
+        shutil.copy(SAMPLE / f, tmp_path / f)
+    lines = gzip.open(SAMPLE / "metrics.csv.gz", "rt").read().splitlines()
+    (tmp_path / "metrics.csv").write_text("\n".join(lines[:-5]) + "\n")  # 19 of 24 checkpoint rows
+    with pytest.raises(mg.ZooFormatError) as exc:
+        mg.load_zoo(tmp_path)
+    msg = str(exc.value)
+    assert "has 19 rows but" in msg and "weights.npy has 24 (one row per network checkpoint" in msg
+    assert "networks" not in msg
+
+
+def test_pickled_file_in_a_siren_dir_gets_our_message(tmp_path):
+    torch.save(_siren_sd(0), tmp_path / "net0.pth")
+    torch.save(nn.Linear(2, 1), tmp_path / "net1.pth")  # a whole pickled module
+    with pytest.raises(mg.ZooFormatError, match=r"net1.pth: cannot read it as a state dict: it holds pickled "
+                                                r"Python objects \(it references torch.nn.modules.linear.Linear\)"
+                       ) as exc:
+        mg.load_zoo(tmp_path)
+    assert "weights_only=False" not in str(exc.value) and "\x1b" not in str(exc.value)

@@ -142,7 +142,9 @@ def run_info(args: argparse.Namespace) -> int:
 
     zoo = load_zoo(args.path, activation=args.activation, step=args.step)
     if len(zoo) == 0:
-        raise CLIError(f"{args.path}: no network matches --activation {args.activation} --step {args.step}")
+        given = [f"--activation {args.activation}"] if args.activation is not None else []
+        given += [] if args.step == "final" else [f"--step {'all' if args.step is None else args.step}"]
+        raise CLIError(f"{args.path}: no network" + (f" matches {' '.join(given)}" if given else " in the zoo"))
     info = zoo.info()
     summary = None
     if getattr(args, "plot", None):

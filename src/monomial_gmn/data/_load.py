@@ -11,7 +11,7 @@ import numpy as np
 from .._errors import ZooFormatError
 from ._format import is_own_format, read_zoo
 from ._siren_dir import is_state_dict_dir, read_siren_dir
-from ._small_cnn import is_small_cnn_zoo, read_small_cnn_zoo
+from ._small_cnn import check_step, is_small_cnn_zoo, read_small_cnn_zoo
 from ._zoo import Zoo
 
 __all__ = ["load_zoo", "detect_format", "filter_zoo"]
@@ -50,6 +50,7 @@ def filter_zoo(zoo: Zoo, activation: str | None = None, step: str | int | None =
     elif step is not None:
         if "step" not in zoo.columns:
             raise ZooFormatError(f"{zoo.meta.get('path', 'zoo')}: has no 'step' column to filter on")
+        check_step(zoo.meta.get("path", "zoo"), step, np.asarray(zoo.columns["step"])[keep], activation)
         keep &= zoo.columns["step"] == int(step)
     return zoo if keep.all() else zoo.subset(np.nonzero(keep)[0])
 

@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from .._errors import ZooFormatError
+from .._io import torch_load_error
 from ._arch import Architecture, siren_architecture
 from ._safe import load_array, read_csv_columns
 from ._zoo import Zoo
@@ -56,9 +57,7 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # pickled objects and corrupt files; nothing is executed
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ZooFormatError(f"{path}: not a tensor-only state dict (read with weights_only=True): "
-                                 f"{first}") from None
+            raise ZooFormatError(f"{path}: cannot read it as a state dict: {torch_load_error(exc)}") from None
     for key in ("state_dict", "model_state_dict", "model", "params"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

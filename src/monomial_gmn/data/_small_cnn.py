@@ -161,6 +161,20 @@ def _to_torch(weights: np.ndarray, arch: Architecture, plan: list) -> np.ndarray
     return np.ascontiguousarray(flat, dtype=np.float32)
 
 
+def check_step(where: Any, step: Any, steps: np.ndarray, activation: str | None = None) -> None:
+    """ZooFormatError unless ``step`` is an integer found in ``steps`` (the message lists the steps there are)."""
+    try:
+        value = int(step)
+    except (TypeError, ValueError):
+        raise ZooFormatError(f"step must be 'final', None or an integer, got {step!r}") from None
+    if value in steps:
+        return
+    have = np.unique(steps).tolist()
+    shown = ", ".join(map(str, have[:12])) + (f", ... {have[-1]} ({len(have)} steps)" if len(have) > 12 else "")
+    nets = f"no {activation} network" if activation is not None else "no network"
+    raise ZooFormatError(f"{where}: {nets} has a checkpoint at step {value} (steps there: {shown or 'none'})")
+
+
 def read_small_cnn_zoo(path: str | os.PathLike, activation: str | None = None, step: str | int | None = "final",
                        conv_stride: int = 2, input_shape: list[int] | None = None,
                        nonfinite: str = "error", padding: str = "tf_same") -> Zoo:
@@ -195,7 +209,8 @@ def read_small_cnn_zoo(path: str | os.PathLike, activation: str | None = None, s
             raise ZooFormatError(f"{mfile}: missing column '{key}'")
     nrows = len(raw[act_key])
     if nrows != weights.shape[0]:
-        raise ZooFormatError(f"{mfile}: has {nrows} rows; {wfile} has {weights.shape[0]} networks")
+        raise ZooFormatError(f"{mfile}: has {nrows} rows but {wfile} has {weights.shape[0]} (one row per network "
+                             f"checkpoint in both; a truncated or mismatched file)")
     cols: dict[str, np.ndarray] = {}
     for key, values in raw.items():
         name = key[len("config."):] if key.startswith("config.") else key
@@ -226,6 +241,7 @@ def read_small_cnn_zoo(path: str | os.PathLike, activation: str | None = None, s
     if step == "final":
         keep &= final
     elif step is not None:
+        check_step(mfile, step, step_col[keep], activation)
         keep &= step_col == int(step)
     cols["final"] = final
     sel = np.nonzero(keep)[0]
