@@ -363,3 +363,18 @@ def test_ddp_progress_bar_shows_the_global_batch_loss(tmp_path, cnn_zoo, monkeyp
     one, two = losses(bar.getvalue()), losses(proc.stderr)
     assert len(one) == single["steps"] and len(two) == len(one), (one, two)
     assert two == pytest.approx(one, rel=2e-3)
+
+
+@pytest.mark.parametrize("argv", [["--quick"], []])
+def test_bench_measures_only_the_models_asked_for(argv):
+    from monomial_gmn.bench import plan_tasks
+    from monomial_gmn.cli import build_parser
+    from monomial_gmn.cli.cmd_bench import config_from_args
+
+    cfg = config_from_args(build_parser().parse_args(["bench", *argv, "--models", "gmn,statnn", "--shapes", "siren"]))
+    tasks = plan_tasks(cfg, threads=1)
+    models = {t["kwargs"]["model"] for _, t in tasks if "model" in t["kwargs"]}
+    assert models == {"gmn", "statnn"} and any(t["kind"] == "scaling" for _, t in tasks)
+    assert {t["kwargs"]["shape"] for _, t in tasks if t["kind"] != "conversion"} == {"siren"}
+    default = config_from_args(build_parser().parse_args(["bench", *argv]))
+    assert [t["kwargs"]["model"] for _, t in plan_tasks(default, 1) if t["kind"] == "scaling"] == ["monomial"]

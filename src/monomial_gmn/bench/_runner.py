@@ -14,7 +14,7 @@ from ._shapes import SHAPES
 from ._timing import loadavg, machine_info
 from ._worker import run_in_subprocess, run_task
 
-__all__ = ["BenchConfig", "TARGETS", "run_bench", "check_targets", "quick_config"]
+__all__ = ["BenchConfig", "TARGETS", "run_bench", "check_targets", "quick_config", "plan_tasks"]
 
 #: The targets on a 2-core CPU (ScaleGMN's public code: 29 nets/s training, 3.2 GB peak, ~3,200 nets/s
 #: conversion, on the CNN shape, hidden 128, 4 layers, batch 64).
@@ -49,8 +49,8 @@ class BenchConfig:
     conversion_threads: int = 1
     scaling_sizes: list[int] = field(default_factory=lambda: [1_000, 3_000, 10_000, 30_000])
     scaling_mode: str = "infer"           # infer | train | convert
-    scaling_model: str = "monomial"
-    scaling_shape: str = "cnn"
+    scaling_model: str | None = None      # None: the first of ``models`` ('monomial' when listed)
+    scaling_shape: str | None = None      # None: the first of ``shapes`` ('cnn' when listed)
     scaling_hidden: int = 32              # a narrower model keeps 44k nets of epochs within minutes on 2 cores
     scaling_layers: int = 2
     flops: bool = True
@@ -68,16 +68,27 @@ class BenchConfig:
                 raise ValueError(f"bench: {name} must be >= 1, got {getattr(self, name)}")
         if self.threads < 0 or self.warmup < 0:
             raise ValueError("bench: threads and warmup must be >= 0")
-        for s in self.shapes + [self.scaling_shape]:
+        if not self.models:
+            raise ValueError("bench: models is empty")
+        if not self.shapes:
+            raise ValueError("bench: shapes is empty")
+        for s in self.shapes + ([self.scaling_shape] if self.scaling_shape is not None else []):
             if s not in SHAPES:
                 raise ValueError(f"bench: unknown shape {s!r}; choose from {sorted(SHAPES)}")
-        for m in self.models:
+        for m in self.models + ([self.scaling_model] if self.scaling_model is not None else []):
             if m not in MODEL_NAMES:
                 raise ValueError(f"bench: unknown model {m!r}; choose from {list(MODEL_NAMES)}")
         if self.scaling_mode not in ("infer", "train", "convert"):
             raise ValueError(f"bench: scaling mode must be infer, train or convert, got {self.scaling_mode!r}")
         if self.scaling_sizes and (len(self.scaling_sizes) < 2 or min(self.scaling_sizes) < 1):
             raise ValueError("bench: give at least two positive scaling sizes (or none to skip scaling)")
+
+    def scaling(self) -> tuple[str, str]:
+        """The model and shape of the scaling measurement: as set, else the first of ``models`` / ``shapes``
+        ('monomial' / 'cnn' when listed), so ``--models gmn`` measures no other model."""
+        model = self.scaling_model or ("monomial" if "monomial" in self.models else self.models[0])
+        shape = self.scaling_shape or ("cnn" if "cnn" in self.shapes else self.shapes[0])
+        return model, shape
 
     def effective_threads(self) -> tuple[int, str]:
         """Threads for the model runs, and why. ``threads=0`` means auto: all cores on a quiet machine, one
@@ -144,19 +155,8 @@ def check_targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def run_bench(cfg: BenchConfig, progress: bool = True, command: str | None = None,
-              log: Callable[[str], None] | None = None,
-              on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Run every measurement of ``cfg`` (each in a fresh process unless ``cfg.isolate`` is False).
-
-    ``on_update(result)`` is called after every measurement with the result so far (targets checked), so
-    a caller can save partial results of a long run.
-
-    Returns a JSON-ready dict with keys ``meta``, ``config``, ``conversion``, ``models``, ``scaling``,
-    ``targets``.
-    """
-    cfg.validate()
-    threads, threads_why = cfg.effective_threads()
+def plan_tasks(cfg: BenchConfig, threads: int) -> list[tuple[str, dict[str, Any]]]:
+    """The measurements of ``cfg`` in the order they run: ``[(label, task)]`` (see :func:`run_bench`)."""
     tasks: list[tuple[str, dict[str, Any]]] = []
     tasks.append(("conversion", {"kind": "conversion", "threads": cfg.conversion_threads, "kwargs": {
         "shape": "cnn", "nets": cfg.conversion_nets, "batch": cfg.batch, "warmup": 1,
@@ -174,17 +174,35 @@ def run_bench(cfg: BenchConfig, progress: bool = True, command: str | None = Non
     model_tasks.sort(key=lambda t: (t[1]["kwargs"]["model"], t[1]["kwargs"]["shape"]) != ("monomial", "cnn"))
     tasks += model_tasks[:1]
     if cfg.scaling_sizes:
+        model, shape = cfg.scaling()
         tasks.append(("scaling", {"kind": "scaling", "threads": threads, "kwargs": {
-            "sizes": list(cfg.scaling_sizes), "model": cfg.scaling_model, "shape": cfg.scaling_shape,
+            "sizes": list(cfg.scaling_sizes), "model": model, "shape": shape,
             "mode": cfg.scaling_mode, "batch": cfg.batch, "hidden": cfg.scaling_hidden, "layers": cfg.scaling_layers,
             "seed": cfg.seed}}))
     tasks += model_tasks[1:]
+    return tasks
 
+
+def run_bench(cfg: BenchConfig, progress: bool = True, command: str | None = None,
+              log: Callable[[str], None] | None = None,
+              on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run every measurement of ``cfg`` (each in a fresh process unless ``cfg.isolate`` is False).
+
+    ``on_update(result)`` is called after every measurement with the result so far (targets checked), so
+    a caller can save partial results of a long run.
+
+    Returns a JSON-ready dict with keys ``meta``, ``config``, ``conversion``, ``models``, ``scaling``,
+    ``targets``.
+    """
+    cfg.validate()
+    threads, threads_why = cfg.effective_threads()
+    tasks = plan_tasks(cfg, threads)
     started = _dt.datetime.now(_dt.timezone.utc)
     result: dict[str, Any] = {
         "meta": {"command": command or " ".join(sys.argv), "date_utc": started.isoformat(timespec="seconds"),
                  "machine": machine_info(), "loadavg_start": loadavg(), "isolated_processes": cfg.isolate},
-        "config": asdict(cfg) | {"threads_used": threads, "threads_reason": threads_why},
+        "config": asdict(cfg) | {"threads_used": threads, "threads_reason": threads_why,
+                                 **dict(zip(("scaling_model", "scaling_shape"), cfg.scaling()))},
         "conversion": None, "models": [], "scaling": None,
     }
     bar = None
