@@ -3,13 +3,21 @@
 A run lives in a directory ``RUN/``:
 
 =================  ===============================================================================
-``config.json``    the :class:`TrainConfig` (plain JSON)
+``config.json``    the :class:`TrainConfig` (plain JSON; ``zoo`` as an absolute path), plus ``zoo_digest``
+                   (:func:`monomial_gmn.data.zoo_digest` of the networks the run reads) and, for a model with
+                   probes, ``architectures`` (what its probe readout was built for)
 ``checkpoint.pt``  written atomically every ``checkpoint_every`` steps and after every epoch: model,
-                   optimizer, step, epoch, best weights and early-stopping state (tensors, numbers,
-                   strings, dicts only: it loads with ``torch.load(weights_only=True)``)
+                   optimizer, step, epoch, best weights and early-stopping state, zoo digest (tensors,
+                   numbers, strings, dicts only: it loads with ``torch.load(weights_only=True)``)
 ``model.pt``       the selected (best validation) weights, written at the end
+``model.npz``      boosted-tree runs: the fitted trees (plain arrays, see ``StatNNGBM.save``; no pickle)
 ``metrics.json``   validation and test metrics of the selected weights, history, cost figures
+``eval*.json``     written by ``monomial-gmn eval`` (``eval.json``: test split; ``eval_<split>.json``)
 =================  ===============================================================================
+
+Resuming on other networks than a run started on (another zoo, or a zoo changed since) is refused, and so is
+evaluating a run on its own zoo path when the networks there changed; ``evaluate_run(zoo_path=...)`` evaluates
+the run's own model (weights, trees, probe architectures) on another zoo on purpose.
 
 Determinism: every random draw of step t (augmentation, dropout) comes from generators seeded by
 ``(seed, t, rank)``, and the batches of epoch e from ``(seed, e)``, so the state after a step depends only on
