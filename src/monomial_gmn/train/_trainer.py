@@ -455,7 +455,7 @@ def _unreadable(path: Path, exc: BaseException) -> str:
 
 
 def train(cfg: TrainConfig, resume: bool = False, zoo: Any = None, progress: bool = True,
-          _crash_after_step: int | None = None) -> dict[str, Any]:
+          _crash_after_step: int | None = None, evaluate_test: bool = True) -> dict[str, Any]:
     """Train a model as configured; returns (and on rank 0 writes ``RUN/metrics.json``) the final metrics.
 
     Args:
@@ -467,6 +467,9 @@ def train(cfg: TrainConfig, resume: bool = False, zoo: Any = None, progress: boo
         zoo: an already opened zoo (default: ``open_run_zoo(cfg.zoo, cfg.activation, cfg.train_with)``).
         progress: show a tqdm bar with live loss (of the global batch) / learning rate / validation metric
             (rank 0 only).
+        evaluate_test: also evaluate the selected weights on the test split (``metrics.json['test']``). False
+            leaves ``'test'`` None: a hyperparameter trial (``compare(..., tune=N)``) must not compute or store
+            test scores of configurations that validation may not select.
 
     Raises:
         ValueError / ZooFormatError: a bad option or zoo, with a one-line message.
@@ -494,15 +497,15 @@ def train(cfg: TrainConfig, resume: bool = False, zoo: Any = None, progress: boo
     ctx = dist_context(cfg.device)
     try:
         if cfg.model in GBM_MODELS:
-            return _train_gbm(cfg, task, zoo, splits, ctx, resume, digest, archs)
+            return _train_gbm(cfg, task, zoo, splits, ctx, resume, digest, archs, evaluate_test)
         return _train_sgd(cfg, task, zoo, splits, ctx, resume, progress, ckpt_path, _crash_after_step, digest,
-                          archs)
+                          archs, evaluate_test)
     finally:
         ctx.close()
 
 
 def _train_gbm(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndarray], ctx: DistContext,
-               resume: bool, digest: str, archs: list | None) -> dict[str, Any]:
+               resume: bool, digest: str, archs: list | None, evaluate_test: bool = True) -> dict[str, Any]:
     """Fit the boosted trees once; ``RUN/model.npz`` holds them (see ``StatNNGBM.save``: no pickle)."""
     out = Path(cfg.out)
     if resume and (out / "metrics.json").exists():
@@ -519,7 +522,8 @@ def _train_gbm(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndar
     model.fit(batch, task.targets(splits["train"]).numpy(), val_batch, task.targets(splits["val"]).numpy())
     metrics = {
         "val": evaluate_gbm(model, zoo, task, splits["val"], batch_size=cfg.eval_batch_size),
-        "test": evaluate_gbm(model, zoo, task, splits["test"], batch_size=cfg.eval_batch_size),
+        "test": (evaluate_gbm(model, zoo, task, splits["test"], batch_size=cfg.eval_batch_size)
+                 if evaluate_test else None),
     }
     params = int(model.num_parameters()) if hasattr(model, "num_parameters") else 0
     result = _result(cfg, task, zoo, splits, metrics, None, [], 0, params, len(splits["train"]),
@@ -546,7 +550,7 @@ def _result(cfg, task, zoo, splits, metrics, best_epoch, history, steps, params,
 
 def _train_sgd(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndarray], ctx: DistContext,
                resume: bool, progress: bool, ckpt_path: Path, crash_after: int | None, digest: str,
-               archs: list | None) -> dict[str, Any]:
+               archs: list | None, evaluate_test: bool = True) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     out = Path(cfg.out)
@@ -655,7 +659,8 @@ def _train_sgd(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndar
     seconds = state["seconds"]
     module.load_state_dict(best_state)
     metrics = {split: evaluate_model(module, zoo, task, splits[split], batch_size=cfg.eval_batch_size,
-                                     device=ctx.device) for split in ("val", "test")}
+                                     device=ctx.device) if split == "val" or evaluate_test else None
+               for split in ("val", "test")}
     result = _result(cfg, task, zoo, splits, metrics, state["best_epoch"], state["history"], state["step"],
                      params, state["nets_seen"], seconds, ctx)
     if ctx.is_main:
