@@ -36,8 +36,6 @@ import dataclasses
 import json
 import math
 import os
-import pickle
-import re
 import resource
 import time
 from dataclasses import dataclass, field
@@ -440,18 +438,14 @@ def _resolved(path: str | os.PathLike) -> str:
 
 def _unreadable(path: Path, exc: BaseException) -> str:
     """One line saying why ``safe_torch_load(path)`` failed (never advice to load the file unsafely)."""
+    from .._io import torch_load_error
+
     try:
         if path.stat().st_size == 0:
             return "the file is empty"
     except OSError:
         pass
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
-    if "Weights only load failed" in text or isinstance(exc, pickle.UnpicklingError):
-        return "it holds pickled objects, which are never loaded here"
-    if isinstance(exc, EOFError):
-        return "the file is truncated"
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return torch_load_error(exc)
 
 
 def train(cfg: TrainConfig, resume: bool = False, zoo: Any = None, progress: bool = True,
