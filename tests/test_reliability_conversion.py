@@ -368,3 +368,40 @@ def test_pickled_file_in_a_siren_dir_gets_our_message(tmp_path):
                        ) as exc:
         mg.load_zoo(tmp_path)
     assert "weights_only=False" not in str(exc.value) and "\x1b" not in str(exc.value)
+
+
+class _Log(__import__("io").StringIO):
+    """stdout and stderr redirected to one log file (``> log 2>&1``): not a terminal."""
+
+    def isatty(self):
+        return False
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_results_start_on_their_own_line_after_a_progress_bar(monkeypatch, fail):
+    import json
+
+    from tqdm import tqdm
+
+    import monomial_gmn.cli.cmd_zoo as cmd_zoo
+
+    def run_info(args):
+        bar = tqdm(total=3, desc="working", leave=False, disable=False)  # on stderr, no newline at close
+        for _ in range(3):
+            bar.update(1)
+        bar.close()
+        if fail:
+            raise mg.ZooFormatError("broken zoo")
+        print(json.dumps({"tau": 0.5}))
+        return 0
+
+    monkeypatch.setattr(cmd_zoo, "run_info", run_info)
+    log = _Log()
+    monkeypatch.setattr(sys, "stdout", log)
+    monkeypatch.setattr(sys, "stderr", log)
+    assert main(["zoo", "info", "anywhere"]) == (2 if fail else 0)
+    assert sys.stdout is log and sys.stderr is log  # restored after the command
+    lines = log.getvalue().split("\n")
+    want = "monomial-gmn: error: broken zoo" if fail else '{"tau": 0.5}'
+    assert want in lines, lines
+    assert all(lines[:-1]), lines  # and no blank line added

@@ -5,7 +5,8 @@ its parser and sets ``func(args) -> int``. Modules are discovered, so adding a c
 
 User errors (bad files, unknown names, bad option values) print one line ``monomial-gmn: error: ...`` and
 exit with code 2 — never a traceback. A closed output pipe (``monomial-gmn zoo info Z | head -1``) ends the
-command quietly (exit code 141, as a shell reports SIGPIPE).
+command quietly (exit code 141, as a shell reports SIGPIPE). Output on stdout (result JSON, tables) and
+error lines start on a line of their own even when a progress bar on stderr shares the log (``_streams``).
 """
 
 from __future__ import annotations
@@ -45,9 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ._streams import guarded_streams
+
     try:
         try:
-            code = _run(argv)
+            with guarded_streams():  # results start on their own line after a progress bar
+                code = _run(argv)
         except SystemExit:  # --help, argparse errors: flush what was printed before leaving
             sys.stdout.flush()
             raise
