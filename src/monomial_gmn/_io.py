@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_torch_save",
-           "safe_torch_load", "torch_load_error"]
+           "safe_torch_load", "torch_load_error", "state_dict_mismatch"]
 
 
 @contextlib.contextmanager
@@ -80,3 +80,27 @@ def torch_load_error(exc: BaseException) -> str:
         return f"not a file written by torch.save, or a corrupt one ({first})"
     return f"not a file written by torch.save, or a corrupt one ({type(exc).__name__}" + \
         (f": {first})" if first else ")")
+
+
+def _names(keys: list[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(k) for k in keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def state_dict_mismatch(net: torch.nn.Module, state: dict[str, torch.Tensor], limit: int = 5) -> str:
+    """'' if ``state`` fits ``net`` exactly; else one line naming the missing and unexpected keys and the shape
+    mismatches (the first ``limit`` of each, then a count)."""
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k!r} has shape {tuple(state[k].shape)}, the model expects {tuple(v.shape)}"
+              for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    parts = []
+    if missing:
+        parts.append(f"missing key(s) {_names(missing, limit)}")
+    if unexpected:
+        parts.append(f"unexpected key(s) {_names(unexpected, limit)}")
+    if shapes:
+        parts.append("shape mismatch: " + "; ".join(shapes[:limit])
+                     + (f" and {len(shapes) - limit} more" if len(shapes) > limit else ""))
+    return "; ".join(parts)

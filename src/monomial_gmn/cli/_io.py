@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .._io import atomic_torch_save, torch_load_error
+from .._io import atomic_torch_save, state_dict_mismatch, torch_load_error
 from . import CLIError
 
 
@@ -103,30 +103,6 @@ def load_network(path: str, arch: str, arch_kwargs: str = "{}") -> nn.Module:
     except RuntimeError as exc:
         raise CLIError(f"{path}: does not fit architecture {arch}: {_one_line(exc)}") from None
     return net.eval()
-
-
-def _names(keys: list[str], limit: int = 5) -> str:
-    shown = ", ".join(repr(k) for k in keys[:limit])
-    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
-
-
-def state_dict_mismatch(net: nn.Module, state: dict[str, torch.Tensor], limit: int = 5) -> str:
-    """'' if ``state`` fits ``net`` exactly; else one line naming the missing and unexpected keys and the shape
-    mismatches (the first ``limit`` of each, then a count)."""
-    expected = net.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    shapes = [f"{k!r} is {tuple(state[k].shape)} in the file, {tuple(v.shape)} in the architecture"
-              for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
-    parts = []
-    if missing:
-        parts.append(f"missing key(s) {_names(missing, limit)}")
-    if unexpected:
-        parts.append(f"unexpected key(s) {_names(unexpected, limit)}")
-    if shapes:
-        parts.append("shape mismatch: " + "; ".join(shapes[:limit])
-                     + (f" and {len(shapes) - limit} more" if len(shapes) > limit else ""))
-    return "; ".join(parts)
 
 
 def save_graph(graph, path: str | os.PathLike) -> None:
