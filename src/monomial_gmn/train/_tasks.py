@@ -16,6 +16,7 @@ the global batch size by the trainer) and computes metrics on whole splits.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -30,13 +31,18 @@ __all__ = ["Task", "GeneralizationTask", "INRClassificationTask", "INREditingTas
 
 
 def kendall_tau(pred: np.ndarray, target: np.ndarray) -> float:
-    """Kendall τ-b (scipy.stats.kendalltau); 0.0 when undefined (constant input)."""
+    """Kendall τ-b (scipy.stats.kendalltau) of [n] predictions against [n] targets.
+
+    NaN when τ is undefined: fewer than two networks, or constant predictions or targets (a model that predicts
+    one value for every network has no ranking; reporting 0.0 would look like a measured "no correlation").
+    Model selection (:meth:`Task.better`) ranks NaN below every number; tables show it as "n/a".
+    """
     from scipy.stats import kendalltau
 
     if len(pred) < 2:
-        return 0.0
+        return float("nan")
     tau = kendalltau(pred, target).statistic
-    return float(tau) if np.isfinite(tau) else 0.0
+    return float(tau) if np.isfinite(tau) else float("nan")
 
 
 def r2_score(pred: np.ndarray, target: np.ndarray) -> float:
@@ -86,8 +92,13 @@ class Task:
         raise NotImplementedError
 
     def better(self, a: float, b: float | None) -> bool:
-        """Is metric value ``a`` better than ``b`` (None: nothing yet)?"""
+        """Is metric value ``a`` better than ``b`` (None: nothing yet)? An undefined (NaN) value is worse than
+        any number, and a NaN never replaces a NaN."""
         if b is None:
+            return True
+        if math.isnan(a):
+            return False
+        if math.isnan(b):
             return True
         return a > b if self.higher_is_better else a < b
 

@@ -815,7 +815,8 @@ def ensemble_run_metrics(runs: list[str | os.PathLike], augments: list[str], zoo
 
 
 def evaluate_run(run: str | os.PathLike, augments: list[str], zoo_path: str | None = None,
-                 split: str = "test", seed: int = 12345, zoo: Any = None) -> dict[str, Any]:
+                 split: str = "test", seed: int = 12345, zoo: Any = None,
+                 return_predictions: bool = False) -> dict[str, Any]:
     """Evaluate a finished run's selected model on a split under each augmentation spec.
 
     The model is the run's own: its selected weights, or for boosted trees its fitted trees (``RUN/model.npz``),
@@ -824,6 +825,9 @@ def evaluate_run(run: str | os.PathLike, augments: list[str], zoo_path: str | No
     evaluates on other networks (their ``split`` under the run's split seed).
 
     Returns ``{"run", "task", "model", "split", "metric", "zoo", "zoo_digest", "rows": [{"augment", **metrics}]}``.
+    With ``return_predictions`` (invariant tasks), each row also holds ``"predictions"`` ([n] list, the split's
+    nets in order) and the result ``"index"`` ([n] zoo positions) and ``"targets"`` ([n]), e.g. for a paired
+    bootstrap over test nets.
     """
     run = Path(run)
     cfg, weights = load_run(run)
@@ -840,12 +844,16 @@ def evaluate_run(run: str | os.PathLike, augments: list[str], zoo_path: str | No
     rows = []
     if cfg.model in GBM_MODELS:
         model = _saved_gbm(run, cfg, task, zoo, archs, own)
-        for a in augs:
-            rows.append({"augment": a.label, **evaluate_gbm(model, zoo, task, idx, a, seed, cfg.eval_batch_size)})
+        predict = lambda a: _gbm_predict(model, zoo, idx, a, seed, cfg.eval_batch_size, torch.float32)  # noqa: E731
     else:
         module = _saved_module(run, cfg, weights, task, zoo, archs)
-        for a in augs:
-            rows.append({"augment": a.label,
-                         **evaluate_model(module, zoo, task, idx, a, seed, cfg.eval_batch_size)})
+        predict = lambda a: predict_model(module, zoo, task, idx, a, seed, cfg.eval_batch_size)  # noqa: E731
+    targets = task.targets(idx)
+    for a in augs:
+        pred = predict(a)
+        rows.append({"augment": a.label, **task.metrics(pred, targets),
+                     **({"predictions": pred.double().reshape(len(idx), -1).squeeze(1).tolist()}
+                        if return_predictions else {})})
+    extra = {"index": [int(i) for i in idx], "targets": targets.double().tolist()} if return_predictions else {}
     return {"run": str(run), "task": task.name, "model": cfg.model, "split": split, "metric": task.metric,
-            "zoo": zpath, "zoo_digest": digest, "rows": rows}
+            "zoo": zpath, "zoo_digest": digest, "rows": rows, **extra}
