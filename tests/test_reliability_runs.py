@@ -149,11 +149,13 @@ def test_gbm_runs_save_their_trees_and_eval_uses_them(tmp_path, cnn_zoo, other_z
     from monomial_gmn.train._trainer import _mix, _splits, build_backbone, evaluate_gbm
     from monomial_gmn.train import parse_augment
 
-    cfg = _cfg(tmp_path, cnn_zoo, "gbm", model=model, model_kwargs={"max_iter": 30}, augment="1")
+    cfg = _cfg(tmp_path, cnn_zoo, "gbm", model=model, model_kwargs={"max_iter": 30, "min_samples_leaf": 3},
+               augment="1")
     res = train(cfg, progress=False)
     with np.load(tmp_path / "gbm" / "model.npz", allow_pickle=False) as z:   # plain arrays, no pickle
         assert "header" in z.files and all(z[k].dtype != object for k in z.files)
     own = evaluate_run(tmp_path / "gbm", ["none"])
+    assert np.isfinite(res["test"]["tau"])                                    # predictions that rank the nets
     assert own["rows"][0] == {"augment": "none", **res["test"]}               # the very trees of the run
     # on another zoo: the run's model (fitted on its own training split), not one refitted on the other zoo's
     task = make_task("generalization")
