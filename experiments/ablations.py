@@ -38,9 +38,11 @@ FACTORS = ("direction", "depth", "width")
 FIELD = {"direction": "bidirectional", "depth": "num_layers", "width": "hidden_dim"}  # what each factor varies
 
 
-def variants(base_layers: int, base_hidden: int, depths: list[int], hiddens: list[int]) -> list[dict[str, Any]]:
+def variants(base_layers: int, base_hidden: int, depths: list[int], hiddens: list[int],
+             direction: bool = True) -> list[dict[str, Any]]:
     """The variants to train: the base, then one factor changed at a time (duplicates of the base dropped).
-    Each: ``name``, ``factors`` (the ablations it belongs to), ``bidirectional``, ``num_layers``, ``hidden_dim``."""
+    Each: ``name``, ``factors`` (the ablations it belongs to), ``bidirectional``, ``num_layers``, ``hidden_dim``.
+    ``direction=False`` drops the direction ablation (the canonical design's messages are always bidirectional)."""
     base = {"bidirectional": False, "num_layers": base_layers, "hidden_dim": base_hidden}
     out: dict[tuple, dict] = {}
 
@@ -53,8 +55,10 @@ def variants(base_layers: int, base_hidden: int, depths: list[int], hiddens: lis
             factors.append(factor)
 
     for f in FACTORS:
-        add(f)  # the base belongs to every ablation
-    add("direction", bidirectional=True)
+        if f != "direction" or direction:
+            add(f)  # the base belongs to every ablation
+    if direction:
+        add("direction", bidirectional=True)
     for d in depths:
         add("depth", num_layers=d)
     for h in hiddens:
@@ -74,6 +78,8 @@ def make_table(rows: list[dict], vs: list[dict], acts: list[str], cmd: str, note
         lines += [f"## {act} nets ({sizes['train']} train / {sizes['val']} val / {sizes['test']} test)", ""]
         for factor, title in (("direction", "Bidirectional vs forward-only"), ("depth", "Depth (num_layers)"),
                               ("width", "Hidden size (hidden_dim)")):
+            if not any(factor in v["factors"] for v in vs):
+                continue
             lines += [f"### {title}", "",
                       "| variant | bidirectional | layers | hidden | val τ | test τ, level 0 | test τ, level 4 "
                       "| max abs(τ4 − τ0) | params | train s / run |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -149,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=1e-2)
+    p.add_argument("--design", choices=("canonical", "layers"), default="canonical",
+                   help="MonomialGMN design (default canonical; 'layers' adds the direction ablation)")
     p.add_argument("--feature-readout", action=argparse.BooleanOptionalAction, default=False,
                    help="MonomialGMN's feature_readout option, the same for every variant (default off)")
     p.add_argument("--out", default=str(RESULTS / "ablations"))
@@ -170,19 +178,21 @@ def main(argv: list[str] | None = None) -> int:
     for act in acts:
         if act not in ("relu", "tanh"):
             raise SystemExit(f"--activations: {act!r} is not relu or tanh")
-    vs = variants(a.base_layers, a.base_hidden, parse_list(a.depths, int), parse_list(a.hiddens, int))
+    vs = variants(a.base_layers, a.base_hidden, parse_list(a.depths, int), parse_list(a.hiddens, int),
+                  direction=a.design == "layers")
     zoo_path = ensure_zoo("digits-cnn", a.zoo, a.nets, seed=a.zoo_seed)
     rows: list[dict] = []
     for act in acts:
         zoo = open_zoo(zoo_path, act)
         sizes = {k: int(len(v)) for k, v in zoo.split(0).items()}
         for v in vs:
-            run_dir = Path(a.runs) / act / (("feat-" if a.feature_readout else "") + v["name"])
+            run_dir = Path(a.runs) / act / a.design / (("feat-" if a.feature_readout else "") + v["name"])
             got = compare(str(zoo_path), "generalization", ["monomial"], [0, 4], run_dir, seeds=a.seeds,
                           activation=act, progress=not a.quiet, zoo_obj=zoo, epochs=a.epochs,
                           batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, hidden_dim=v["hidden_dim"],
                           num_layers=v["num_layers"],
-                          model_kwargs={"bidirectional": v["bidirectional"], "feature_readout": a.feature_readout})
+                          model_kwargs={"bidirectional": v["bidirectional"], "feature_readout": a.feature_readout,
+                                        "design": a.design})
             for seed in range(a.seeds):
                 met = load_json(run_dir / "runs" / f"monomial-s{seed}" / "metrics.json")
                 tau = {r["augment_level"]: r["value"] for r in got if r["seed"] == seed and r["metric"] == "tau"}
@@ -195,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "results.json", rows)
-    note = (f"MonomialGMN, generalization prediction (Kendall τ), mean ± std over seeds 0..{a.seeds - 1}; "
+    note = (f"MonomialGMN (design={a.design!r}), generalization prediction (Kendall τ), mean ± std over seeds 0..{a.seeds - 1}; "
             f"{a.epochs} epochs, batch {a.batch_size}, AdamW lr {a.lr:g}, weight decay {a.weight_decay:g}; "
             f"feature_readout={a.feature_readout} for every variant. val τ: the weights selected on validation. "
             "Level 4: test nets with ReLU factors U[1, 10^4] (tanh: random signs) and permuted hidden neurons. "
@@ -209,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     write_meta(out, **git_state(), zoo=zoo_rel, zoo_nets=a.nets, zoo_seed=a.zoo_seed, activations=acts,
                seeds=list(range(a.seeds)), variants=vs, test_levels=[0, 4], eval_seed=EVAL_SEED,
                settings={k: getattr(a, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "feature_readout",
-                                                     "threads")},
+                                                     "design", "threads")},
                wall_seconds=round(time.perf_counter() - t_start, 1))
     print(table, flush=True)
     print(f"wrote {out}/results.json, table.md, ablations.png, meta.json", flush=True)

@@ -79,7 +79,8 @@ def test_ablation_variants_are_one_factor_at_a_time(scripts):
 def test_ablations_script(scripts, tiny_zoo, tmp_path):
     _, abl = scripts
     out = tmp_path / "abl"
-    rc = abl.main(["--zoo", str(tiny_zoo), "--activations", "relu,tanh", "--base-layers", "1", "--base-hidden", "4",
+    rc = abl.main(["--zoo", str(tiny_zoo), "--design", "layers", "--activations", "relu,tanh", "--base-layers", "1",
+                   "--base-hidden", "4",
                    "--depths", "1,2", "--hiddens", "4", "--seeds", "1", "--epochs", "1", "--batch-size", "8",
                    "--out", str(out), "--runs", str(tmp_path / "runs"), "--threads", "1", "--quiet"])
     assert rc == 0

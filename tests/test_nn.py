@@ -26,7 +26,9 @@ def _batch(seed: int, acts, n: int = 3, dtype=torch.float32):
 
 
 def _model(readout, bidirectional, dtype, seed, batch=None, **kw):
+    """A small MonomialGMN; ``design="layers"`` unless given (most tests here reach into that design's layers)."""
     torch.manual_seed(seed)
+    kw.setdefault("design", "layers")
     kw.setdefault("hidden_dim", 8)
     kw.setdefault("num_layers", 3)
     m = MonomialGMN(out_dim=3, readout=readout, bidirectional=bidirectional, **kw).to(dtype)
@@ -41,13 +43,14 @@ def _check(fn, batch, mode, seed, **kw):
 
 
 # ---------------------------------------------------------------- the sweep (>= 200 architecture × element cases)
+@pytest.mark.parametrize("design", mg.nn.DESIGNS)
 @pytest.mark.parametrize("acts", list(ACT_SETS))
 @pytest.mark.parametrize("seed", range(3))
-def test_model_exact_under_monomial_group(acts, seed, dtype):
-    """3 mixed architectures × 9 elements per case; 5 activation sets × 3 seeds × 2 dtypes = 810 cases."""
+def test_model_exact_under_monomial_group(acts, seed, dtype, design):
+    """3 mixed architectures × 9 elements per case; 2 designs × 5 activation sets × 3 seeds × 2 dtypes = 1620."""
     batch = _batch(seed, ACT_SETS[acts], dtype=dtype)
     readout, bidir = VARIANTS[(seed + list(ACT_SETS).index(acts)) % len(VARIANTS)]
-    model = _model(readout, bidir, dtype, seed, batch)
+    model = _model(readout, bidir, dtype, seed, batch, design=design)
     errors = _check(model, batch, readout, seed, max_scale=100.0)
     assert len(errors) == 9 and max(errors.values()) <= (1e-5 if dtype == torch.float32 else 1e-10)
 
@@ -70,7 +73,9 @@ def test_edge_width_other_than_node_width_is_exact(readout, bidirectional, edge_
 def test_default_edge_width_is_capped():
     assert MonomialGMN(out_dim=1, hidden_dim=128, num_layers=1).edge_dim == mg.nn.DEFAULT_EDGE_DIM == 32
     assert MonomialGMN(out_dim=1, hidden_dim=16, num_layers=1).edge_dim == 16
-    assert MonomialGMN(out_dim=1, hidden_dim=128, num_layers=1, edge_dim=128).layers[0].edge_lin.weight.shape == (128, 128)
+    assert MonomialGMN(out_dim=1, hidden_dim=128, num_layers=1, edge_dim=128,
+                       design="layers").layers[0].edge_lin.weight.shape == (128, 128)
+    assert MonomialGMN(out_dim=1, hidden_dim=128, num_layers=1).backbone.layers[0].edge_channels == 32
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -281,7 +286,9 @@ def test_training_step_reaches_every_parameter_and_learns():
     (dict(out_dim=None), "MonomialGMN.*out_dim"),
     (dict(out_dim=2, readout="both"), "MonomialGMN.*readout"),
     (dict(out_dim=2, hidden_dim=0), "MonomialGMN.*hidden_dim"),
-    (dict(out_dim=2, kernel_radius=-1), "GraphEncoder.*kernel_radius"),
+    (dict(out_dim=2, kernel_radius=-1), "MonomialGMN.*kernel_radius"),
+    (dict(out_dim=2, design="equivariant-layers"), "MonomialGMN.*design"),
+    (dict(out_dim=2, canonical_scale="unit"), "MonomialGMN.*canonical_scale"),
     (dict(out_dim=2, edge_dim=0), "MonomialGMN.*edge_dim"),
 ])
 def test_bad_options_raise(kwargs, match):
@@ -300,7 +307,7 @@ def test_bad_options_raise(kwargs, match):
 
 
 def test_repr_and_equivariant_readout_needs_no_out_dim():
-    m = MonomialGMN(readout="equivariant", hidden_dim=8, num_layers=2, bidirectional=True)
+    m = MonomialGMN(readout="equivariant", hidden_dim=8, num_layers=2, bidirectional=True, design="layers")
     assert "readout='equivariant'" in repr(m) and "MonomialMPLayer(8, bidirectional=True" in repr(m)
     assert "edge_dim=8" in repr(m)
     assert "edge_channels=3" in repr(MonomialMPLayer(8, edge_channels=3))

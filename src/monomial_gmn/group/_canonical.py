@@ -32,7 +32,8 @@ Two steps, both vectorised over a batch of mixed architectures and activations:
    decay drifts towards, so the representative looks like trained weights. Solved by coordinate descent over
    groups of neurons that share no edge (all the groups whose first layer is the same), each update
    ``u_s += ¼ log(out_s / in_s)`` being the exact minimiser in u_s; sweeps repeat until the largest update is
-   below ``tol`` (in log scale), not for a fixed count. ``scale="norm"`` stops after step 1 (unit norms).
+   below ``tol`` (in log scale), not for a fixed count. Each network of a batch stops on its own, so its
+   representative is the same whatever else is in the batch. ``scale="norm"`` stops after step 1 (unit norms).
 
 Ties and degenerate neurons (documented behaviour, tested):
 - A neuron whose incoming vector is exactly zero at every tied copy computes act(0) = 0 for every activation
@@ -140,7 +141,7 @@ def canonical_form(graph: Data, scale: str = "balance", tol: float = 1e-9, max_s
     f, dead, zeroed = _orient(x, e, src, dst, slot, st.slot_sym, graph.layer, S)
     sweeps = 0
     if scale == "balance":
-        f, sweeps = _balance(x, e, src, dst, slot, st.slot_sym, graph.layer, f, dead, zeroed, S, tol, max_sweeps)
+        f, sweeps = _balance(graph, x, e, src, dst, slot, st.slot_sym, graph.layer, f, dead, zeroed, S, tol, max_sweeps)
     fn = f[slot]                                        # [N] factor per node
     cx = x * fn.unsqueeze(-1)
     ce = e * (fn[dst] / fn[src]).unsqueeze(-1)
@@ -196,7 +197,7 @@ def _orient(x: Tensor, e: Tensor, src: Tensor, dst: Tensor, slot: Tensor, slot_s
     return f, dead, zeroed
 
 
-def _balance(x: Tensor, e: Tensor, src: Tensor, dst: Tensor, slot: Tensor, slot_sym: Tensor, layer: Tensor,
+def _balance(batch_of: Data, x: Tensor, e: Tensor, src: Tensor, dst: Tensor, slot: Tensor, slot_sym: Tensor, layer: Tensor,
              f: Tensor, dead: Tensor, zeroed: Tensor, S: int, tol: float, max_sweeps: int) -> tuple[Tensor, int]:
     """Step 2: least-energy positive rescaling of the oriented network; returns (f·e^u [S+1], sweeps)."""
     dev = x.device
@@ -215,27 +216,41 @@ def _balance(x: Tensor, e: Tensor, src: Tensor, dst: Tensor, slot: Tensor, slot_
     first = torch.full((S + 1,), torch.iinfo(torch.long).max, dtype=torch.long, device=dev)
     first = first.scatter_reduce(0, slot, layer, reduce="amin")
     groups = []
+    local = torch.full((S + 1,), -1, dtype=torch.long, device=dev)
     for lev in torch.unique(first[free]).tolist():
         g = free & (first == lev)
-        e_in, e_out = g[sd], g[ss]
-        coupled = bool((e_in & e_out).any())             # edges between two slots of the group (rare ties)
-        groups.append((g, e_in.nonzero().flatten(), e_out.nonzero().flatten(), 0.5 if coupled else 1.0))
+        idx = g.nonzero().flatten()                      # the group's slots
+        local[idx] = torch.arange(idx.numel(), device=dev)
+        ei, eo = g[sd].nonzero().flatten(), g[ss].nonzero().flatten()
+        coupled = bool((g[sd] & g[ss]).any())            # edges between two slots of the group (rare ties)
+        groups.append((idx, ew[ei], sd[ei], ss[ei], local[sd[ei]], ew[eo], sd[eo], ss[eo], local[ss[eo]],
+                       bw[idx], 0.125 if coupled else 0.25))
+    # each network stops on its own once its largest update is <= tol: a network's result does not depend on
+    # the other networks of its batch
+    bvec = getattr(batch_of, "batch", None)
+    num_graphs = int(bvec.max()) + 1 if bvec is not None and bvec.numel() else 1
+    slot_graph = torch.zeros(S + 1, dtype=torch.long, device=dev)
+    if bvec is not None:
+        slot_graph[slot] = bvec
+    active = torch.ones(num_graphs, dtype=torch.bool, device=dev)
     u = torch.zeros(S + 1, dtype=torch.float64, device=dev)
-    one = torch.ones(S + 1, dtype=torch.float64, device=dev)
     for sweep in range(1, max_sweeps + 1):
-        biggest = 0.0
-        for g, ei, eo, damp in groups:
-            fi = ew[ei] * torch.exp(2.0 * (u[sd[ei]] - u[ss[ei]]))
-            fo = ew[eo] * torch.exp(2.0 * (u[sd[eo]] - u[ss[eo]]))
-            a = torch.zeros(S + 1, dtype=torch.float64, device=dev).index_add_(0, sd[ei], fi) + bw * torch.exp(2 * u)
-            b = torch.zeros(S + 1, dtype=torch.float64, device=dev).index_add_(0, ss[eo], fo)
-            ok = g & (a > 0) & (b > 0)
-            step = torch.where(ok, 0.25 * damp * torch.log(torch.where(ok, b, one) / torch.where(ok, a, one)),
-                               torch.zeros_like(u))
-            u = u + step
-            biggest = max(biggest, float(step.abs().max()))
-        if biggest <= tol:
+        biggest = torch.zeros(S + 1, dtype=torch.float64, device=dev)
+        live = active[slot_graph]
+        for idx, wi, di, si, li, wo, do, so, lo, bwg, rate in groups:
+            k = idx.numel()
+            a = torch.zeros(k, dtype=torch.float64, device=dev).index_add_(0, li, wi * torch.exp(2.0 * (u[di] - u[si])))
+            a = a + bwg * torch.exp(2.0 * u[idx])
+            b = torch.zeros(k, dtype=torch.float64, device=dev).index_add_(0, lo, wo * torch.exp(2.0 * (u[do] - u[so])))
+            ok = (a > 0) & (b > 0) & live[idx]
+            step = torch.where(ok, rate * torch.log(torch.where(ok, b / torch.where(ok, a, 1.0), 1.0)), 0.0)
+            u[idx] += step
+            biggest[idx] = torch.maximum(biggest[idx], step.abs())
+        per_graph = torch.zeros(num_graphs, dtype=torch.float64, device=dev).scatter_reduce(
+            0, slot_graph, biggest, reduce="amax")
+        active = active & (per_graph > tol)
+        if not bool(active.any()):
             return f * torch.exp(u), sweep
     warnings.warn(f"canonical_form: balance did not reach tol={tol:g} in {max_sweeps} sweeps (last update "
-                  f"{biggest:.3g}); the result is still exactly invariant", RuntimeWarning, stacklevel=3)
+                  f"{float(biggest.max()):.3g}); the result is still exactly invariant", RuntimeWarning, stacklevel=3)
     return f * torch.exp(u), max_sweeps

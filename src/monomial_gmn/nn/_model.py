@@ -113,6 +113,8 @@ class MonomialGMN(nn.Module):
             raise ValueError(f"MonomialGMN: edge_dim must be >= 1, got {edge_dim}")
         if num_layers < 0:
             raise ValueError(f"MonomialGMN: num_layers must be >= 0, got {num_layers}")
+        if kernel_radius < 0:
+            raise ValueError(f"MonomialGMN: kernel_radius must be >= 0, got {kernel_radius}")
         self.out_dim, self.hidden_dim, self.num_layers = out_dim, hidden_dim, num_layers
         self.readout, self.bidirectional, self.edge_dim = readout, bidirectional, edge_dim
         self.design, self.canonical_scale = design, canonical_scale

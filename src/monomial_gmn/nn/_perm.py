@@ -93,12 +93,14 @@ class GMNLayer(nn.Module):
     Args:
         channels: C, node width; dropout: inside the node update; edge_channels: C_e, edge and message width
             (default C). Per-edge work dominates the cost (E ≈ 6-12 N on CNN graphs), so C_e < C is cheap.
+        edge_update: build the edge update ``e' = e + D z`` (default True; False returns e unchanged).
 
     Shapes:
         h: [N, C], e: [E, C_e], edge_index: [2, E] → (h' [N, C], e' [E, C_e]).
     """
 
-    def __init__(self, channels: int, dropout: float = 0.0, edge_channels: int | None = None):
+    def __init__(self, channels: int, dropout: float = 0.0, edge_channels: int | None = None,
+                 edge_update: bool = True):
         super().__init__()
         c = channels
         ce = edge_channels or c
@@ -107,7 +109,9 @@ class GMNLayer(nn.Module):
         self.lin_dst = nn.Linear(c, ce, bias=False)
         self.lin_src = nn.Linear(c, ce, bias=False)
         self.lin_edge = nn.Linear(ce, ce)
-        self.lin_edge_out = nn.Linear(ce, ce)
+        # a layer whose edge output nobody reads (the last one before an invariant head) has no edge update, so
+        # every parameter gets a gradient (DistributedDataParallel requires it)
+        self.lin_edge_out = nn.Linear(ce, ce) if edge_update else None
         self.update = nn.Sequential(nn.Linear(c + 2 * ce, c), nn.SiLU(), nn.Dropout(dropout), nn.Linear(c, c))
         self.reset_parameters()
 
@@ -117,8 +121,8 @@ class GMNLayer(nn.Module):
                 m.reset_parameters()
 
     def forward(self, h: Tensor, e: Tensor, edge_index: Tensor, update_edges: bool = True) -> tuple[Tensor, Tensor]:
-        """``update_edges=False`` skips the edge update (e is returned unchanged), e.g. in the last layer of
-        a model whose readout reads nodes only."""
+        """``update_edges=False`` (or a layer built with ``edge_update=False``) returns e unchanged, e.g. in the
+        last layer of a model whose readout reads nodes only."""
         src, dst = edge_index
         n = h.shape[0]
         hn, en = self.norm_h(h), self.norm_e(e)
@@ -126,7 +130,7 @@ class GMNLayer(nn.Module):
         agg_f = scatter(z, dst, 0, dim_size=n, reduce="mean")
         agg_b = scatter(z, src, 0, dim_size=n, reduce="mean")
         h = h + self.update(torch.cat([hn, agg_f, agg_b], -1))
-        return h, (e + self.lin_edge_out(z)) if update_edges else e
+        return h, (e + self.lin_edge_out(z)) if update_edges and self.lin_edge_out is not None else e
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.channels}, edge_channels={self.edge_channels})"
@@ -201,8 +205,11 @@ class PermutationGMN(nn.Module):
         self.io_proj = nn.Linear(c, c, bias=False)
         self.edge_pos_in = nn.Embedding(max_layers, ce)
         self.edge_pos_out = nn.Embedding(max_layers, ce)
-        self.layers = nn.ModuleList([GMNLayer(c, dropout, ce) for _ in range(num_layers)])
-        self.final_h, self.final_e = nn.LayerNorm(c), nn.LayerNorm(ce)
+        edits = readout == "equivariant"
+        self.layers = nn.ModuleList([GMNLayer(c, dropout, ce, edge_update=edits or i < num_layers - 1)
+                                     for i in range(num_layers)])
+        self.final_h = nn.LayerNorm(c)
+        self.final_e = nn.LayerNorm(ce) if edits else None
         if readout == "invariant":
             self.head: nn.Module = InvariantHead(c, out_dim, hidden_dim=c, dropout=dropout)
         else:
@@ -250,7 +257,7 @@ class PermutationGMN(nn.Module):
         for i, layer_mod in enumerate(self.layers):
             # the invariant head reads node features only: the last edge update would be dead work
             h, e = layer_mod(h, e, data.edge_index, update_edges=self.readout == "equivariant" or i < last)
-        return self.final_h(h), self.final_e(e)
+        return self.final_h(h), (self.final_e(e) if self.final_e is not None else e)
 
     def forward(self, data: Data):
         h, e = self.encode(data)
