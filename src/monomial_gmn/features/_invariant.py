@@ -33,7 +33,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from ..baselines import kernel_window
-from ._canonical import _balance_canonical, canonicalize
+from ._canonical import balance, canonicalize
 from ._segments import STAT_NAMES, segment_stats
 
 __all__ = ["invariant_features", "weight_statistics", "feature_names", "path_norms", "num_features",
@@ -165,7 +165,7 @@ def path_norms(graph: Data) -> Tensor:
 
 
 def invariant_features(graph: Data, num_layers: int | None = None, path_norm: bool = True,
-                       balanced: bool = True, sweeps: int = 40) -> Tensor:
+                       balanced: bool = True) -> Tensor:
     """Exactly invariant features of each network in ``graph`` (ParameterGraph or Batch; mixed architectures).
 
     Args:
@@ -173,7 +173,7 @@ def invariant_features(graph: Data, num_layers: int | None = None, path_norm: bo
         num_layers: number of layer slots L (see module docstring); default: the deepest net in the batch.
             Fix it when features of several batches must line up.
         path_norm: append the 9 path-norm features.
-        balanced: add per-layer statistics of the balanced network (:func:`balance`, ``sweeps`` passes).
+        balanced: add per-layer statistics of the balanced network (:func:`balance`).
 
     Returns:
         [B, F] with F = :func:`num_features` (L, path_norm); column names from :func:`feature_names`.
@@ -185,7 +185,7 @@ def invariant_features(graph: Data, num_layers: int | None = None, path_norm: bo
     canon = canonicalize(graph)
     table, b, L = _layer_table(canon, num_layers)
     if balanced:
-        bal, _, _ = _layer_table(_balance_canonical(canon, sweeps), L)
+        bal, _, _ = _layer_table(balance(graph), L)
         table = torch.cat([table, bal[:, :, 2:]], dim=2)  # the presence flag and size are the same
     parts = [table.reshape(b, -1)]
     if path_norm:
