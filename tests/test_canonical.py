@@ -213,3 +213,17 @@ def test_permutation_only_backbone_on_raw_graphs_fails_the_same_check():
     gmn = mg.build_model("gmn", out_dim=2, hidden_dim=16, num_layers=2).eval()
     with torch.no_grad(), pytest.raises(AssertionError, match="scaling"):
         assert_equivariant(gmn, batch, generator=torch.Generator().manual_seed(0))
+
+
+def test_energy_features_keep_the_model_exact_and_change_its_input(dtype):
+    nets = [random_network(s, dtype=dtype, max_width=8)[0] for s in range(4)] + [_residual(dtype)]
+    batch = mg.batch_graphs([mg.to_graph(n) for n in nets])
+    torch.manual_seed(0)
+    model = mg.MonomialGMN(out_dim=2, hidden_dim=16, num_layers=2, energy_features=True).to(dtype).eval()
+    assert model.backbone.node_in[0].in_features == 5
+    with torch.no_grad():
+        assert_equivariant(model, batch, generator=torch.Generator().manual_seed(3))
+        plain = mg.MonomialGMN(out_dim=2, hidden_dim=16, num_layers=2).to(dtype).eval()
+        with pytest.raises(ValueError, match="node_extra"):
+            model.backbone(batch)                     # the backbone alone needs the extra columns
+        assert plain(batch).shape == model(batch).shape == (5, 2)

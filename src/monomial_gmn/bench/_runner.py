@@ -16,10 +16,11 @@ from ._worker import run_in_subprocess, run_task
 
 __all__ = ["BenchConfig", "TARGETS", "run_bench", "check_targets", "quick_config", "plan_tasks"]
 
-#: The targets on a 2-core CPU (ScaleGMN's public code: 29 nets/s training, 3.2 GB peak, ~3,200 nets/s
-#: conversion, on the CNN shape, hidden 128, 4 layers, batch 64).
+#: The targets on a 2-core CPU (ScaleGMN's public code: 29-37 nets/s training, 3.2 GB peak, ~3,200 nets/s
+#: conversion, on the CNN shape, hidden 128, 4 layers, batch 64). Training: 5× ScaleGMN's 37 nets/s, with the
+#: canonical form computed inside every timed step.
 TARGETS: dict[str, dict[str, Any]] = {
-    "train_nets_per_s": {"op": ">=", "value": 87.0, "unit": "nets/s",
+    "train_nets_per_s": {"op": ">=", "value": 185.0, "unit": "nets/s",
                          "what": "training throughput, model 'monomial', CNN shape"},
     "peak_rss_mb": {"op": "<=", "value": 1024.0, "unit": "MiB",
                     "what": "peak RSS of the training process, model 'monomial', CNN shape"},

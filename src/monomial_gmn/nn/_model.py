@@ -55,6 +55,8 @@ class MonomialGMN(nn.Module):
         readout: ``"invariant"`` or ``"equivariant"`` (default ``"invariant"``).
         design: ``"canonical"`` (default) or ``"layers"`` (see above).
         canonical_scale: the canonical design's scale normalisation, ``"balance"`` (default) or ``"norm"``.
+        energy_features: canonical design: give every neuron the logs of its incoming (weights and bias) and
+            outgoing energy in the canonical form as two more input features (default False).
         bidirectional: ``design="layers"`` only: also pass messages from neurons to their inputs (default
             False). The canonical design's messages are always bidirectional.
         kernel_radius: kernels are read on a (2r+1)² canvas (default 3; the canonical design refuses larger
@@ -96,7 +98,8 @@ class MonomialGMN(nn.Module):
                  dropout: float = 0.0, feature_readout: bool = False, feature_slots: int = 8,
                  edge_dim: int | None = None, probes: int = 0, architectures: list | None = None,
                  probe_outputs: str = "summary", probe_scales: Sequence[float] = (1.0,),
-                 probe_agreement: float = 0.0, design: str = "canonical", canonical_scale: str = "balance"):
+                 probe_agreement: float = 0.0, design: str = "canonical", canonical_scale: str = "balance",
+                 energy_features: bool = False):
         super().__init__()
         if design not in DESIGNS:
             raise ValueError(f"MonomialGMN: design must be one of {DESIGNS}, got {design!r}")
@@ -117,12 +120,12 @@ class MonomialGMN(nn.Module):
             raise ValueError(f"MonomialGMN: kernel_radius must be >= 0, got {kernel_radius}")
         self.out_dim, self.hidden_dim, self.num_layers = out_dim, hidden_dim, num_layers
         self.readout, self.bidirectional, self.edge_dim = readout, bidirectional, edge_dim
-        self.design, self.canonical_scale = design, canonical_scale
+        self.design, self.canonical_scale, self.energy_features = design, canonical_scale, energy_features
         self.backbone: PermutationGMN | None = None
         if design == "canonical":
             self.backbone = PermutationGMN(out_dim or 1, readout=readout, hidden_dim=hidden_dim, num_layers=num_layers,
                                            kernel_side=2 * kernel_radius + 1, dropout=dropout, edge_dim=edge_dim,
-                                           residual=False)
+                                           residual=False, node_features=2 if energy_features else 0)
         else:
             self.encoder = GraphEncoder(hidden_dim, kernel_radius=kernel_radius, edge_channels=edge_dim)
             last_edges = readout == "equivariant"
@@ -203,7 +206,11 @@ class MonomialGMN(nn.Module):
             batch.sym = sym
         with torch.no_grad():
             cf = canonical_form(batch, scale=self.canonical_scale)
-        out = self.backbone(cf.graph)
+            rep = cf.graph
+            if self.energy_features:
+                rep = copy.copy(rep)
+                rep.node_extra = _log_energies(rep)
+        out = self.backbone(rep)
         if self.readout == "invariant":
             return out
         dx, de = cf.lift(out.x, out.edge_attr, batch.edge_index)      # the edit, back in the input's frame
@@ -216,3 +223,14 @@ class MonomialGMN(nn.Module):
                 f"num_layers={self.num_layers}, readout={self.readout!r}, edge_dim={self.edge_dim}"
                 + (f", canonical_scale={self.canonical_scale!r}" if self.backbone is not None
                    else f", bidirectional={self.bidirectional}"))
+
+
+def _log_energies(graph) -> Tensor:
+    """[N, 2] log incoming (weights and bias) and log outgoing energy of every neuron, floored at log 1e-30."""
+    e2 = (graph.edge_attr.to(torch.float64) ** 2).sum(-1)
+    src, dst = graph.edge_index
+    n = graph.x.shape[0]
+    e_in = torch.zeros(n, dtype=torch.float64, device=e2.device).index_add_(0, dst, e2)
+    e_in = e_in + (graph.x.to(torch.float64) ** 2).sum(-1)
+    e_out = torch.zeros(n, dtype=torch.float64, device=e2.device).index_add_(0, src, e2)
+    return torch.stack([e_in, e_out], -1).clamp_min(1e-30).log().to(graph.x.dtype)

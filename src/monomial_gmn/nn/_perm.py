@@ -171,6 +171,7 @@ class PermutationGMN(nn.Module):
         dropout: dropout inside the node updates and the head (default: 0).
         edge_dim: C_e, edge feature and message width (default: ``hidden_dim``).
         residual: equivariant readout returns ``input + delta`` (default) or the delta alone.
+        node_features: extra per-node input columns read from ``data.node_extra`` [N, k] (default 0).
 
     Shapes:
         input: ParameterGraph or Batch (any architectures, canvases up to S×S) → [B, out_dim] or a graph.
@@ -178,7 +179,7 @@ class PermutationGMN(nn.Module):
 
     def __init__(self, out_dim: int = 1, readout: str = "invariant", hidden_dim: int = 128, num_layers: int = 4,
                  kernel_side: int = 7, max_layers: int = 8, norm: str = "layer", dropout: float = 0.0,
-                 edge_dim: int | None = None, residual: bool = True):
+                 edge_dim: int | None = None, residual: bool = True, node_features: int = 0):
         super().__init__()
         if readout not in ("invariant", "equivariant"):
             raise ValueError(f"GMN: readout must be 'invariant' or 'equivariant', not {readout!r}")
@@ -197,7 +198,10 @@ class PermutationGMN(nn.Module):
         self.out_dim, self.readout, self.hidden_dim, self.num_layers = out_dim, readout, c, num_layers
         self.kernel_side, self.max_layers, self.norm = kernel_side, max_layers, norm
         k = kernel_side * kernel_side
-        self.node_in = nn.Sequential(nn.Linear(1 + 2, c), nn.SiLU(), nn.Linear(c, c))
+        if node_features < 0:
+            raise ValueError(f"GMN: node_features must be >= 0, got {node_features}")
+        self.node_features = node_features
+        self.node_in = nn.Sequential(nn.Linear(1 + 2 + node_features, c), nn.SiLU(), nn.Linear(c, c))
         self.edge_in = nn.Linear(k + 2, ce)      # per-edge work is what costs: the first layer adds the nonlinearity
         self.node_pos_in = nn.Embedding(max_layers, c)
         self.node_pos_out = nn.Embedding(max_layers, c)
@@ -243,7 +247,14 @@ class PermutationGMN(nn.Module):
         depth = scatter(data.layer, node_graph, 0, dim_size=b, reduce="max")
         top = self.max_layers - 1
         layer = data.layer
-        h = self.node_in(torch.cat([x[:, :1], node_side], -1).to(dt))
+        cols = [x[:, :1], node_side]
+        if self.node_features:
+            extra = getattr(data, "node_extra", None)
+            if extra is None or extra.shape != (x.shape[0], self.node_features):
+                raise ValueError(f"GMN: built with node_features={self.node_features}; the batch needs a "
+                                 f"'node_extra' field of shape [{x.shape[0]}, {self.node_features}]")
+            cols.append(extra)
+        h = self.node_in(torch.cat(cols, -1).to(dt))
         h = h + self.node_pos_in(layer.clamp(0, top)) + self.node_pos_out((depth[node_graph] - layer).clamp(0, top))
         h = h + self.role_emb(data.role)
         fixed = (data.sym == Symmetry.FIXED).unsqueeze(-1)
