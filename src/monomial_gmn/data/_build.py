@@ -5,6 +5,19 @@ on (kind, options, seed, c), so a build gives the same zoo whatever the number o
 restarts. Chunks are written (atomically) to ``OUT/chunks/chunk_XXXXX/`` in our zoo format; a restarted build
 skips the chunks already there. ``--shard i/n`` builds the chunks ``c ≡ i (mod n)``; :func:`merge_shards`
 joins shard directories. When every chunk is present the zoo is assembled in ``OUT`` and the chunks removed.
+
+Worker processes are spawned (fresh interpreters), so a script that calls :func:`build_zoo` with ``workers > 1``
+needs the usual ``if __name__ == "__main__":`` guard.
+
+Bit-identical files. Every chunk is computed with exactly one intra-op thread (torch, OpenMP, MKL and oneDNN),
+whatever the caller's thread settings, the number of workers or the machine's load: the float reductions of
+the convolutions and matrix products (their gradients above all) are split across threads, and a different
+thread count sums in a different order — a 256-net build with two threads per chunk gave other weights than
+with one. Parallelism comes from worker processes, one chunk each at a time. The same (kind, nets, seed,
+chunk_size, options) then gives byte-identical ``params_*.npy`` and ``metrics.csv`` with any ``workers``,
+``shard`` split or restart, on one machine type. Across CPU generations the vectorised kernels themselves
+(ATen, oneDNN, MKL pick AVX2 or AVX-512 code at run time) can round differently; compare zoos by their content
+digest (:func:`monomial_gmn.data.zoo_digest`) rather than trusting a path.
 """
 
 from __future__ import annotations
@@ -14,7 +27,6 @@ import math
 import os
 import platform
 import shutil
-import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
@@ -65,10 +77,11 @@ def _chunk_dir(out: Path, c: int) -> Path:
     return out / "chunks" / f"chunk_{c:05d}"
 
 
-def _build_chunk(config: dict[str, Any], c: int, out: str, threads: int) -> int:
-    """Build and write chunk c (runs in a worker process or inline)."""
+def _build_chunk(config: dict[str, Any], c: int, out: str) -> int:
+    """Build and write chunk c (runs in a worker process or inline) with one intra-op thread (see the module
+    docstring: the thread count changes the float results)."""
     prev = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(1)
     try:
         _, fn, _ = KINDS[config["kind"]]
         start = c * config["chunk_size"]
@@ -104,12 +117,13 @@ def _parse_shard(shard: tuple[int, int] | str | None) -> tuple[int, int] | None:
 
 def build_zoo(kind: str, out: str | os.PathLike, nets: int, workers: int = 1, seed: int = 0,
               shard: tuple[int, int] | str | None = None, chunk_size: int | None = None,
-              progress: bool = True, threads_per_worker: int = 1, **options: Any) -> Path:
+              progress: bool = True, **options: Any) -> Path:
     """Build an embedded zoo (``"digits-cnn"`` or ``"digits-siren"``) into directory ``out``.
 
     Args:
         nets: number of networks (digits-cnn: each also has checkpoint rows, see ``checkpoints``).
-        workers: parallel processes (each single-threaded by default; results do not depend on it).
+        workers: parallel processes, each building one chunk at a time with one thread (the files do not depend
+            on ``workers``, the caller's thread count or the machine's load; see the module docstring).
         seed: everything (hyperparameters, inits, minibatches) follows from it.
         shard: ``(i, n)`` or ``"i/n"``: build only chunks ``c % n == i`` (then :func:`merge_shards`).
         chunk_size: networks per chunk (default 64 for digits-cnn, 128 for digits-siren).
@@ -150,11 +164,13 @@ def build_zoo(kind: str, out: str | os.PathLike, nets: int, workers: int = 1, se
     try:
         if workers <= 1 or len(todo) <= 1:
             for c in todo:
-                bar.update(_build_chunk(config, c, str(out), threads_per_worker))
+                bar.update(_build_chunk(config, c, str(out)))
         else:
-            ctx = get_context("fork" if sys.platform == "linux" else "spawn")  # workers run 1 thread each
+            # spawn, not fork: a child forked from a parent whose OpenMP pool already ran several threads can hang
+            # in its first parallel region (GNU libgomp is not fork-safe); spawned workers start clean
+            ctx = get_context("spawn")
             with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
-                futs = [pool.submit(_build_chunk, config, c, str(out), threads_per_worker) for c in todo]
+                futs = [pool.submit(_build_chunk, config, c, str(out)) for c in todo]
                 for f in as_completed(futs):
                     bar.update(f.result())
     finally:
