@@ -38,6 +38,11 @@ FACTORS = ("direction", "depth", "width")
 FIELD = {"direction": "bidirectional", "depth": "num_layers", "width": "hidden_dim"}  # what each factor varies
 
 
+def _num(v) -> float:
+    """A metric value from compare's rows (None: undefined, e.g. τ of constant predictions) as a float (NaN)."""
+    return float("nan") if v is None else float(v)
+
+
 def variants(base_layers: int, base_hidden: int, depths: list[int], hiddens: list[int],
              direction: bool = True) -> list[dict[str, Any]]:
     """The variants to train: the base, then one factor changed at a time (duplicates of the base dropped).
@@ -195,11 +200,12 @@ def main(argv: list[str] | None = None) -> int:
                                         "design": a.design})
             for seed in range(a.seeds):
                 met = load_json(run_dir / "runs" / f"monomial-s{seed}" / "metrics.json")
-                tau = {r["augment_level"]: r["value"] for r in got if r["seed"] == seed and r["metric"] == "tau"}
+                tau = {r["augment_level"]: r["value"] for r in got
+                       if r["seed"] == seed and r["metric"] == "tau" and r["split"] == "test"}
                 rows.append({"activation": act, "variant": v["name"], "factors": v["factors"],
                              "bidirectional": v["bidirectional"], "num_layers": v["num_layers"],
                              "hidden_dim": v["hidden_dim"], "feature_readout": a.feature_readout, "seed": seed,
-                             "val_tau": float(met["val"]["tau"]), "tau0": float(tau[0.0]), "tau4": float(tau[4.0]),
+                             "val_tau": float(met["val"]["tau"]), "tau0": _num(tau[0.0]), "tau4": _num(tau[4.0]),
                              "params": int(met["params"]), "train_seconds": float(met["train_seconds"]),
                              "best_epoch": met["best_epoch"], "split_sizes": sizes})
     out = Path(a.out)

@@ -142,7 +142,7 @@ def invariant_gbm_rows(zoo, levels, seeds, eval_seed, train_set: str, batch_size
 
 def table(rows: list[dict], sizes: dict[str, dict[str, int]], levels: list[float]) -> str:
     """Markdown: one row per model; columns (training set × level), mean ± std over seeds; best per column bold."""
-    acc = [r for r in rows if r["metric"] == "accuracy"]
+    acc = [r for r in rows if r["metric"] == "accuracy" and r.get("split", "test") == "test"]  # not compare's val rows
     models = list(dict.fromkeys(r["model"] for r in acc if r["model"] not in REFERENCES)) + \
         [m for m in REFERENCES if any(r["model"] == m for r in acc)]
     sets = [s for s in TRAIN_SETS if any(r["train_set"] == s for r in acc)]

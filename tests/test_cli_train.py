@@ -93,12 +93,12 @@ def test_compare_writes_results_table_and_plot(tmp_path, zoo, capsys):
                  "--augment-levels", "0,2", "--out", str(out), "--seeds", "2", "--activation", "relu", "--quiet",
                  *TINY]) == 0
     rows = json.loads((out / "results.json").read_text())
-    keys = {"model", "task", "augment_level", "seed", "metric", "value"}
+    keys = {"model", "task", "augment_level", "seed", "metric", "value", "split", "trial", "selected"}
     assert all(set(r) == keys for r in rows)
-    taus = [r for r in rows if r["metric"] == "tau"]
+    taus = [r for r in rows if r["metric"] == "tau" and r["split"] == "test"]
     assert {(r["model"], r["augment_level"], r["seed"]) for r in taus} == {
         (m, lv, s) for m in ("monomial", "statnn") for lv in (0.0, 2.0) for s in (0, 1)}
-    assert all(r["task"] == "generalization" and (r["value"] != r["value"] or -1 <= r["value"] <= 1) for r in taus)
+    assert all(r["task"] == "generalization" and (r["value"] is None or -1 <= r["value"] <= 1) for r in taus)
     table = (out / "table.md").read_text()
     assert "| monomial |" in table and "level 2" in table and "±" in table
     png = (out / "tau_vs_scale.png").read_bytes()
@@ -219,11 +219,11 @@ def test_compare_runs_named_variants_beside_registered_models(tmp_path, zoo):
     rows = compare(str(zoo), "generalization", ["monomial+probe", "statnn"], [0, 3], tmp_path / "v", seeds=1,
                    activation="relu", progress=False, variants=variants, epochs=1, batch_size=8, hidden_dim=8,
                    num_layers=1)
-    taus = {(r["model"], r["augment_level"]): r["value"] for r in rows if r["metric"] == "tau"}
+    taus = {(r["model"], r["augment_level"]): r["value"] for r in rows if r["metric"] == "tau" and r["split"] == "test"}
     assert set(taus) == {(m, lv) for m in ("monomial+probe", "statnn") for lv in (0.0, 3.0)}
     assert taus["monomial+probe", 0.0] == pytest.approx(taus["monomial+probe", 3.0], abs=1e-6)   # exactly invariant
     cfg = json.loads((tmp_path / "v" / "runs" / "monomial+probe-s0" / "config.json").read_text())
-    assert cfg["model"] == "monomial" and cfg["model_kwargs"]["probes"] == 8
+    assert cfg["model"] == "monomial" and cfg["model_kwargs"]["monomial"]["probes"] == 8   # the variant's options
     assert "| monomial+probe |" in (tmp_path / "v" / "table.md").read_text()
     with pytest.raises(ValueError, match=r"unknown model 'monomial\+typo'"):
         compare(str(zoo), "generalization", ["monomial+typo"], [0], tmp_path / "w", variants=variants)
