@@ -3,12 +3,12 @@
     python experiments/generalization.py                               # the committed results
     python experiments/generalization.py --nets 256 --seeds 1 --epochs 3 --out /tmp/gen   # a quick check
 
-For each activation subset, every model is trained with seeds 0..K-1 through the library's public sweep
-(``monomial_gmn.train.compare``, the code behind ``monomial-gmn compare``) and evaluated on the test nets
-transformed at augmentation levels 0-4 (level k: ReLU-neuron factors U[1, 10^k]; tanh neurons: random signs
-at every level k >= 1; level 0: untransformed; the same transformed nets for every model). ``invariant-gbm``
-(:class:`monomial_gmn.features.InvariantGBM`, boosted trees on exactly invariant features) is not in the
-trainer's registry, so it is fitted here on the very same splits, targets and evaluation generators.
+For each activation subset, every model (``invariant-gbm`` included) is trained with seeds 0..K-1 through the
+library's public sweep (``monomial_gmn.train.compare``, the code behind ``monomial-gmn compare``), selected on the
+validation nets (with ``--tune N``: the best of N configurations drawn from each model's search space) and
+evaluated on the test nets transformed at augmentation levels 0-4 (level k: ReLU-neuron factors U[1, 10^k]; tanh
+neurons: random signs at every level k >= 1; level 0: untransformed; the same transformed nets for every model).
+``meta.json`` records the zoo's content digest; ``--append`` refuses results of another zoo.
 
 Writes to ``--out`` (default experiments/results/generalization/): ``<act>/results.json``, ``<act>/table.md``,
 ``<act>/tau_vs_scale.png``, ``summary.md`` (both subsets + the issue-11 target check) and ``meta.json``
@@ -42,53 +42,34 @@ BASELINES = ("statnn-gbm", "statnn", "gmn", "np")
 OTHER = "+other"  # name suffix of the models trained with --train-with-other (they count as baselines too)
 
 
-def invariant_gbm_rows(zoo, levels, seeds, eval_seed, eval_batch_size=256, activation=None, train_with=(),
-                       **gbm_kwargs) -> list[dict]:
-    """Fit InvariantGBM per seed on the trainer's standard split (``split_for``) and evaluate it like ``compare``."""
-    from monomial_gmn.features import InvariantGBM
-    from monomial_gmn.train import make_task, split_for
-    from monomial_gmn.train._trainer import evaluate_gbm
-
-    task = make_task("generalization")
-    task.setup(zoo)
-    sp = split_for(zoo, activation, train_with, 0)
-    tr, va, te = (np.asarray(sp[k], dtype=np.int64) for k in ("train", "val", "test"))
-    rows = []
-    depth = max(len(a.spec.layers) for a in zoo.archs.values())
-    for seed in range(seeds):
-        t0 = time.perf_counter()
-        model = InvariantGBM(num_layers=depth, seed=seed, **gbm_kwargs)
-        model.fit(zoo.batch(tr), task.targets(tr).numpy(), zoo.batch(va), task.targets(va).numpy())
-        fit_s = time.perf_counter() - t0
-        for level in levels:
-            m = evaluate_gbm(model, zoo, task, te, str(level), eval_seed, eval_batch_size)
-            for metric, value in m.items():
-                rows.append({"model": "invariant-gbm", "task": "generalization", "augment_level": level,
-                             "seed": seed, "metric": metric, "value": float(value)})
-        rows.append({"model": "invariant-gbm", "task": "generalization", "augment_level": None, "seed": seed,
-                     "metric": "params", "value": float(model.num_parameters())})
-        rows.append({"model": "invariant-gbm", "task": "generalization", "augment_level": None, "seed": seed,
-                     "metric": "train_seconds", "value": fit_s})
-    return rows
-
-
 def ensemble_rows(run_dir: Path, models: list[str], extra: list[str], levels: list[float], seeds: int, zoo,
                   eval_seed: int) -> list[dict]:
     """Rows of '<name>-ens<K>': each NN model's K seed runs averaged (``monomial_gmn.train.ensemble_run_metrics``)."""
     from monomial_gmn.train import GBM_MODELS, ensemble_run_metrics
 
-    named = [(m, run_dir / "runs", m) for m in models if m not in GBM_MODELS]
+    named = [(m, run_dir, m) for m in models if m not in GBM_MODELS]
     for name, model, _ in map(parse_extra_model, extra):
         if model not in GBM_MODELS:
-            named.append((name, run_dir / name / "runs", model))
+            named.append((name, run_dir / name, model))
     rows = []
-    for name, base, model in named:
-        ev = ensemble_run_metrics([base / f"{model}-s{s}" for s in range(seeds)], [str(lv) for lv in levels],
-                                  zoo=zoo, seed=eval_seed)
+    for name, cmp_dir, model in named:
+        ev = ensemble_run_metrics(selected_runs(cmp_dir, model, seeds), [str(lv) for lv in levels], zoo=zoo,
+                                  seed=eval_seed)
         for level, row in zip(levels, ev["rows"]):
             rows += [{"model": f"{name}-ens{seeds}", "task": ev["task"], "augment_level": level, "seed": 0,
-                      "metric": k, "value": float(v)} for k, v in row.items() if k != "augment"]
+                      "metric": k, "value": None if v != v else float(v), "split": "test", "trial": None,
+                      "selected": True} for k, v in row.items() if k != "augment"]
     return rows
+
+
+def selected_runs(cmp_dir: Path, model: str, seeds: int) -> list[Path]:
+    """The run of each seed's selected trial, from ``compare``'s ``cmp_dir/trials.json``."""
+    trials = load_json(Path(cmp_dir) / "trials.json")
+    by_seed = {t["seed"]: Path(t["run"]) for t in trials if t["model"] == model and t["selected"]}
+    missing = [s for s in range(seeds) if s not in by_seed]
+    if missing:
+        raise SystemExit(f"{cmp_dir}/trials.json: no selected run of {model} for seed(s) {missing}")
+    return [by_seed[s] for s in range(seeds)]
 
 
 def memory_rows(specs: list[tuple[str, str, dict]], zoo_path: Path, act: str, common: dict, threads: int,
@@ -112,7 +93,8 @@ def memory_rows(specs: list[tuple[str, str, dict]], zoo_path: Path, act: str, co
             print(f"  {name}: peak RSS {res['peak_rss_mb']:.0f} MiB training one epoch "
                   f"({res['peak_rss_mb_above_import']:.0f} MiB above the import)", flush=True)
         rows.append({"model": name, "task": "generalization", "augment_level": None, "seed": 0,
-                     "metric": "peak_rss_mb", "value": float(res["peak_rss_mb"])})
+                     "metric": "peak_rss_mb", "value": float(res["peak_rss_mb"]), "split": None, "trial": None,
+                     "selected": True})
     return rows
 
 
@@ -130,8 +112,9 @@ def write_subset_report(sub: Path, rows: list[dict], act: str, sizes: dict) -> s
 
 def target_check(rows: list[dict], levels: list[float]) -> list[str]:
     """Issue 11: monomial τ >= best baseline τ at level 0 + 0.02 at every level, and |τ_k − τ_0| <= 0.002."""
-    def mean(model, lv):
-        v = [r["value"] for r in rows if r["model"] == model and r["augment_level"] == lv and r["metric"] == "tau"]
+    def mean(model, lv):  # test rows (rows without a split are older test rows); undefined τ left out
+        v = [r["value"] for r in rows if r["model"] == model and r["augment_level"] == lv and r["metric"] == "tau"
+             and r.get("split", "test") == "test" and r["value"] is not None]
         return float(np.mean(v)) if v else float("nan")
 
     base = {m: mean(m, 0.0) for b in BASELINES for m in (b, b + OTHER)}
@@ -219,11 +202,18 @@ def main(argv: list[str] | None = None) -> int:
                         "--out/<act>/results.json")
     p.add_argument("--report-only", action="store_true",
                    help="only rewrite the tables, plots and summary.md from --out/<act>/results.json")
+    p.add_argument("--tune", type=int, default=None, metavar="N",
+                   help="N configurations per model drawn from its search space, selected per seed on validation "
+                        "(monomial_gmn.train.compare(tune=N); default: one trial, the flags' configuration)")
+    p.add_argument("--tune-seed", type=int, default=0, help="seed of the configuration draws (default 0)")
+    p.add_argument("--tune-space", type=json.loads, default=None, metavar="JSON",
+                   help="search-space overrides, e.g. '{\"epochs\": [20, 40]}' (see monomial_gmn._search_space)")
     p.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads (default 1: the CPU is shared)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
 
     from monomial_gmn._io import atomic_write_json
+    from monomial_gmn.data import zoo_digest
     from monomial_gmn.train import compare
     from monomial_gmn.train._compare import EVAL_SEED, parse_levels
     from monomial_gmn.train import open_run_zoo, split_for
@@ -245,8 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     zoo_path = ensure_zoo("digits-cnn", a.zoo, a.nets, seed=a.zoo_seed)
     levels = parse_levels(a.levels)
     models = [m for m in a.models.split(",") if m]
+    run_models = models + (["invariant-gbm"] if a.invariant_gbm and "invariant-gbm" not in models else [])
     settings = {k: getattr(a, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "hidden_dim", "num_layers",
-                                           "patience", "train_augment", "train_with_other", "threads")}
+                                           "patience", "train_augment", "train_with_other", "threads", "tune",
+                                           "tune_seed", "tune_space")}
+    digest = zoo_digest(zoo_path)
     zoo_rel = str(Path(zoo_path).resolve().relative_to(ROOT)) if Path(zoo_path).resolve().is_relative_to(ROOT) \
         else str(zoo_path)
     for act in [s for s in a.activations.split(",") if s]:
@@ -256,30 +249,39 @@ def main(argv: list[str] | None = None) -> int:
         sizes = {k: int(len(v)) for k, v in split_for(zoo, act, (), 0).items()}  # the subset's own split
         trained_on = int(len(split_for(zoo, act, train_with, 0)["train"]))
         sub = out / act
+        if (a.append or a.memory_only) and (sub / "results.json").is_file():
+            theirs = load_json(sub / "meta.json").get("zoo_digest") if (sub / "meta.json").is_file() else None
+            if theirs != digest:
+                raise SystemExit(f"--append: {sub} holds results of "
+                                 + (f"another zoo (digest {theirs[:12]}, {zoo_path} is {digest[:12]})" if theirs
+                                    else "a zoo whose digest was not recorded")
+                                 + "; rows of two zoos are never mixed — use another --out")
         run_dir = Path(a.runs) / (act + ("" if a.train_augment == "none" else f"-aug{a.train_augment}")
                                   + (OTHER if train_with else ""))
         common = dict(seeds=a.seeds, activation=act, progress=not a.quiet, zoo_obj=zoo, epochs=a.epochs,
                       batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, hidden_dim=a.hidden_dim,
-                      num_layers=a.num_layers, patience=a.patience, augment=a.train_augment, train_with=train_with)
+                      num_layers=a.num_layers, patience=a.patience, augment=a.train_augment, train_with=train_with,
+                      tune=a.tune, tune_seed=a.tune_seed, tune_space=a.tune_space)
         rows: list[dict] = []
         extras = [parse_extra_model(x) for x in a.extra_model]
-        specs = [(m, m, {}) for m in models] + extras \
-            + ([("invariant-gbm", "invariant-gbm", {})] if a.invariant_gbm else [])
+        specs = [(m, m, {}) for m in run_models] + extras
         if not a.memory_only:
-            if models:
-                rows = compare(str(zoo_path), "generalization", models, levels, run_dir, **common)
+            if run_models:
+                rows = compare(str(zoo_path), "generalization", run_models, levels, run_dir, **common)
             for name, model, kw in extras:
                 extra = compare(str(zoo_path), "generalization", [model], levels, run_dir / name, model_kwargs=kw,
                                 **common)
                 for r in extra:
                     r["model"] = name
                 rows += extra
-            if a.invariant_gbm:
-                rows += invariant_gbm_rows(zoo, levels, a.seeds, EVAL_SEED, activation=act, train_with=train_with)
             if a.ensemble:
                 rows += ensemble_rows(run_dir, models, a.extra_model, levels, a.seeds, zoo, EVAL_SEED)
         if a.memory or a.memory_only:
             rows += memory_rows(specs, Path(zoo_path), act, common, a.threads, progress=not a.quiet)
+        for r in rows:  # the schema of compare's rows (rows written by older versions carry test metrics only)
+            r.setdefault("split", "test" if r["augment_level"] is not None else None)
+            r.setdefault("trial", 0)
+            r.setdefault("selected", True)
         if train_with:
             for r in rows:  # 'np' → 'np+other', 'np-ens3' → 'np+other-ens3'
                 r["model"] = re.sub(r"(-ens\d+)?$", lambda m: OTHER + (m.group(1) or ""), r["model"], count=1)
@@ -297,11 +299,10 @@ def main(argv: list[str] | None = None) -> int:
         if (a.append or a.memory_only) and (sub / "meta.json").is_file():
             prev = load_json(sub / "meta.json")
             history = prev.pop("history", []) + [prev]
-        write_meta(sub, history=history, zoo=zoo_rel, zoo_nets=a.nets, zoo_seed=a.zoo_seed, activation=act, split_sizes=sizes,
-                   train_with=train_with, train_nets=trained_on,
+        write_meta(sub, history=history, zoo=zoo_rel, zoo_digest=digest, zoo_nets=a.nets, zoo_seed=a.zoo_seed,
+                   activation=act, split_sizes=sizes, train_with=train_with, train_nets=trained_on,
                    seeds=a.seeds, levels=levels,
-                   models=models + [x.split(":", 1)[0] for x in a.extra_model]
-                   + (["invariant-gbm"] if a.invariant_gbm else []),
+                   models=run_models + [x.split(":", 1)[0] for x in a.extra_model],
                    extra_models=a.extra_model, settings=settings, wall_seconds=round(time.perf_counter() - t0, 1))
         print(table, "\n".join(target_check(rows, levels)), sep="\n", flush=True)
     write_summary(out)

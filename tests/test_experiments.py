@@ -125,9 +125,9 @@ def test_generalization_script_with_and_without_the_other_subset(tiny_zoo, tmp_p
     assert trained["train"] == meta["train_nets"] and trained["test"] == meta["split_sizes"]["test"]
     # baselines trained on both subsets count towards the bar too
     check = gen.target_check(rows, [0.0, 2.0])
-    taus = {m: [r["value"] for r in rows if r["model"] == m and r["metric"] == "tau" and r["augment_level"] == 0.0]
-            for m in ("statnn-gbm", "statnn", "statnn+other")}
-    best = max(taus, key=lambda m: taus[m][0])
+    taus = {m: [r["value"] for r in rows if r["model"] == m and r["metric"] == "tau" and r["augment_level"] == 0.0
+                and r["split"] == "test" and r["value"] is not None] for m in ("statnn-gbm", "statnn", "statnn+other")}
+    best = max((m for m in taus if taus[m]), key=lambda m: taus[m][0])       # undefined τ (None) is no baseline
     assert check[0].startswith(f"best baseline at level 0: {best} ")
     assert any(line.startswith("monomial+f+other τ per level") for line in check)
 
@@ -164,3 +164,19 @@ def test_generalization_script_memory_and_report_only(tiny_zoo, tmp_path):
     assert (out / "relu" / "table.md").read_text() == table and (out / "summary.md").is_file()
     with pytest.raises(SystemExit, match="no <act>/results.json"):
         gen.main(["--out", str(tmp_path / "empty"), "--report-only"])
+
+
+def test_generalization_append_refuses_another_zoo(tiny_zoo, tmp_path):
+    gen = _generalization()
+    other = tmp_path / "other-zoo"
+    make_cnn_zoo(other, n=48, channels=2, seed=1)
+    common = ["--activations", "relu", "--levels", "0", "--seeds", "1", "--out", str(tmp_path / "gen"),
+              "--runs", str(tmp_path / "runs"), "--threads", "1", "--quiet", "--no-invariant-gbm",
+              "--models", "statnn-gbm"]
+    assert gen.main(["--zoo", str(tiny_zoo), *common]) == 0
+    from monomial_gmn.data import zoo_digest
+
+    assert json.loads((tmp_path / "gen" / "relu" / "meta.json").read_text())["zoo_digest"] == zoo_digest(tiny_zoo)
+    with pytest.raises(SystemExit, match="another zoo"):
+        gen.main(["--zoo", str(other), *common, "--append", "--runs", str(tmp_path / "runs2")])
+    assert gen.main(["--zoo", str(tiny_zoo), *common, "--append"]) == 0     # the same zoo is welcome
