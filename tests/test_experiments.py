@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -180,3 +181,61 @@ def test_generalization_append_refuses_another_zoo(tiny_zoo, tmp_path):
     with pytest.raises(SystemExit, match="another zoo"):
         gen.main(["--zoo", str(other), *common, "--append", "--runs", str(tmp_path / "runs2")])
     assert gen.main(["--zoo", str(tiny_zoo), *common, "--append"]) == 0     # the same zoo is welcome
+
+
+def test_protocol_script_end_to_end_from_an_empty_cache(tmp_path):
+    """Two zoo seeds built from nothing, two training seeds, two tuned configurations per model, a paired bootstrap
+    beside every claim; JSON + Markdown + PNG."""
+    sys.path.insert(0, str(EXPERIMENTS))
+    try:
+        protocol = importlib.import_module("protocol")
+    finally:
+        sys.path.remove(str(EXPERIMENTS))
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    quick = {"epochs": [1], "hidden_dim": [4], "num_layers": [1], "max_iter": [10], "min_samples_leaf": [2, 4]}
+    argv = ["--nets", "40", "--zoo-seeds", "0,1", "--cache", str(cache), "--workers", "1",
+            "--zoo-option", "epochs=[1,2]", "--zoo-option", "channels=4", "--zoo-option", "train_fractions=[0.25]",
+            "--models", "statnn-gbm,statnn", "--activations", "relu", "--levels", "0,2", "--seeds", "2",
+            "--tune", "2", "--tune-space", json.dumps(quick), "--batch-size", "8", "--bootstrap", "30",
+            "--out", str(out), "--runs", str(tmp_path / "runs"), "--threads", "1", "--quiet"]
+    assert protocol.main(argv) == 0
+    assert len([d for d in cache.iterdir() if (d / "zoo.json").is_file()]) == 2       # built from an empty cache
+    rows = json.loads((out / "results.json").read_text())
+    test = [r for r in rows if r["metric"] == "tau" and r["split"] == "test"]
+    assert {(r["model"], r["zoo_seed"], r["seed"], r["augment_level"]) for r in test} == {
+        (m, z, s, lv) for m in ("statnn-gbm", "statnn") for z in (0, 1) for s in (0, 1) for lv in (0.0, 2.0)}
+    assert all(r["selected"] for r in test)
+    assert {r["trial"] for r in rows if r["split"] == "val"} == {0, 1}       # every trial's validation rows
+    meta = json.loads((out / "meta.json").read_text())
+    assert set(meta["zoo_digests"]) == {"0", "1"} and len(set(meta["zoo_digests"].values())) == 2
+    assert meta["settings"]["tune"] == 2 and meta["wall_seconds"] > 0
+    assert meta["search_spaces"]["statnn-gbm"]["min_samples_leaf"]["dist"] == [2, 4]
+    claims = json.loads((out / "claims.json").read_text())["relu"]
+    assert {(c["a"], c["b"]) for c in claims} and {c["augment_level"] for c in claims} == {0.0, 2.0}
+    for c in claims:
+        if c["delta"] is not None:
+            assert c["low"] <= c["high"] and 0 <= c["p"] <= 1 and c["beats"] == (c["low"] > 0)
+    table = (out / "table.md").read_text()
+    assert "paired bootstrap over test nets" in table and "| statnn-gbm |" in table and "Wall time" in table
+    assert (out / "tau_vs_scale_relu.png").read_bytes()[:4] == b"\x89PNG"
+    # a re-run reuses the cached zoos and runs and reproduces the numbers
+    assert protocol.main(argv) == 0
+    assert json.loads((out / "results.json").read_text()) == rows
+
+
+def test_paired_bootstrap_detects_a_real_difference():
+    sys.path.insert(0, str(EXPERIMENTS))
+    try:
+        protocol = importlib.import_module("protocol")
+    finally:
+        sys.path.remove(str(EXPERIMENTS))
+    rng = np.random.default_rng(0)
+    t = {0: rng.uniform(size=200), 1: rng.uniform(size=150)}
+    good = {z: [t[z] + rng.normal(scale=0.05, size=len(t[z])) for _ in range(3)] for z in t}
+    bad = {z: [t[z] + rng.normal(scale=0.5, size=len(t[z])) for _ in range(3)] for z in t}
+    res = protocol.paired_bootstrap(good, bad, t, n_boot=200)
+    assert res["delta"] > 0.3 and res["low"] > 0 and res["p"] == 0.0 and res["nets"] == 350
+    same = protocol.paired_bootstrap(good, good, t, n_boot=50)
+    assert same["delta"] == 0.0 and same["low"] == same["high"] == 0.0
+    const = {z: [np.ones(len(t[z]))] for z in t}
+    assert protocol.paired_bootstrap(const, good, t, n_boot=10)["delta"] is None      # undefined τ: no claim
