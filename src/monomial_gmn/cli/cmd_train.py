@@ -24,13 +24,18 @@ def one_line_errors(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def add_training_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by ``train`` and ``compare``."""
-    p.add_argument("--epochs", type=int, default=10, help="training epochs (default: 10)")
-    p.add_argument("--batch-size", type=int, default=32, help="nets per step, summed over processes (default: 32)")
-    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default: 1e-3)")
-    p.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (default: 0.01)")
-    p.add_argument("--hidden-dim", type=int, default=32, help="metanetwork width (default: 32)")
-    p.add_argument("--num-layers", type=int, default=3, help="metanetwork depth (default: 3)")
+    """Options shared by ``train`` and ``compare``; the defaults are :class:`TrainConfig`'s (one source)."""
+    from .._defaults import TRAIN_DEFAULTS as d
+    p.add_argument("--epochs", type=int, default=d["epochs"], help=f"training epochs (default: {d['epochs']})")
+    p.add_argument("--batch-size", type=int, default=d["batch_size"],
+                   help=f"nets per step, summed over processes (default: {d['batch_size']})")
+    p.add_argument("--lr", type=float, default=d["lr"], help=f"AdamW learning rate (default: {d['lr']:g})")
+    p.add_argument("--weight-decay", type=float, default=d["weight_decay"],
+                   help=f"AdamW weight decay (default: {d['weight_decay']:g})")
+    p.add_argument("--hidden-dim", type=int, default=d["hidden_dim"],
+                   help=f"metanetwork width (default: {d['hidden_dim']})")
+    p.add_argument("--num-layers", type=int, default=d["num_layers"],
+                   help=f"metanetwork depth (default: {d['num_layers']})")
     p.add_argument("--patience", type=int, default=0,
                    help="stop after this many epochs without a better validation metric (default: 0 = off)")
     p.add_argument("--activation", choices=("relu", "tanh"), default=None,

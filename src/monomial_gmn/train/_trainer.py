@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .._defaults import TRAIN_DEFAULTS
 from .._errors import ZooFormatError
 from .._io import atomic_torch_save, atomic_write_json, safe_torch_load
 from ._augment import parse_augment
@@ -88,14 +89,14 @@ class TrainConfig:
     task: str
     model: str
     out: str
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
+    epochs: int = TRAIN_DEFAULTS["epochs"]
+    batch_size: int = TRAIN_DEFAULTS["batch_size"]
+    lr: float = TRAIN_DEFAULTS["lr"]
+    weight_decay: float = TRAIN_DEFAULTS["weight_decay"]
     warmup: float = 0.05
     clip: float = 1.0
-    hidden_dim: int = 32
-    num_layers: int = 3
+    hidden_dim: int = TRAIN_DEFAULTS["hidden_dim"]
+    num_layers: int = TRAIN_DEFAULTS["num_layers"]
     augment: str = "none"
     seed: int = 0
     split_seed: int = 0
