@@ -191,6 +191,66 @@ def zoo_path(cache: Path, nets: int, seed: int, options: dict, workers: int) -> 
     return path
 
 
+def estimate(zoo: Path, act: str, models: list[str], variants: dict, tune: int, tune_space: dict | None,
+             runs_per_trial: int, batch_size: int, work: Path) -> tuple[str, float]:
+    """Time one epoch of each SGD model at every width of its search space (at the space's mean depth, rounded)
+    and one fit of each boosted-tree model on ``zoo``'s ``act`` nets; project the wall time of ``tune`` trials ×
+    ``runs_per_trial`` (zoo seeds × activations × training seeds) from the mean epochs of each space. Returns
+    (a markdown table, the projected seconds)."""
+    from monomial_gmn._search_space import Choice, apply_overrides
+    from monomial_gmn.models import search_space
+    from monomial_gmn.train import GBM_MODELS, MODEL_NAMES, TrainConfig, open_run_zoo, train
+
+    z = open_run_zoo(zoo, act)
+    every = {p for m in MODEL_NAMES for p in search_space(m)}
+    lines = ["| model | measured (wall s) | expected s per trial: wall / CPU |", "|---|---|---|"]
+    total = cpu_total = 0.0
+
+    def timed(cfg: TrainConfig) -> tuple[float, float]:
+        c0 = time.process_time()
+        sec = float(train(cfg, resume=True, zoo=z, progress=False, evaluate_test=False)["train_seconds"])
+        return sec, time.process_time() - c0
+    for name in models:
+        base, opts = variants.get(name, (name, {}))
+        space = apply_overrides({name: search_space(base)}, tune_space, [name], MODEL_NAMES, every)[name]
+
+        def mean_of(key: str, default: float) -> float:
+            d = space[key].dist if key in space else None
+            return float(np.mean(d.values)) if isinstance(d, Choice) else default
+
+        kw = {"model_kwargs": {base: opts}} if opts else {}
+        if base in GBM_MODELS:
+            cfg = TrainConfig(zoo=str(zoo), task="generalization", model=base, out=str(work / f"{name}-gbm"),
+                              activation=act, **kw)
+            sec, cpu = timed(cfg)
+            lines.append(f"| {name} | one fit (default options): {sec:.1f} | {sec:.0f} / {cpu:.0f} |")
+            total, cpu_total = total + sec, cpu_total + cpu
+            continue
+        hd = space["hidden_dim"].dist if "hidden_dim" in space else None
+        widths = list(hd.values) if isinstance(hd, Choice) else [32]
+        depth = int(round(mean_of("num_layers", 3)))
+        per, cpus = [], []
+        for h in widths:
+            cfg = TrainConfig(zoo=str(zoo), task="generalization", model=base, out=str(work / f"{name}-h{h}"),
+                              activation=act, epochs=1, hidden_dim=int(h), num_layers=depth, batch_size=batch_size,
+                              **kw)
+            sec, cpu = timed(cfg)
+            per.append(sec)
+            cpus.append(cpu)
+        epochs = mean_of("epochs", 10)
+        sec, cpu = float(np.mean(per)) * epochs, float(np.mean(cpus)) * epochs
+        lines.append(f"| {name} | one epoch at hidden {', '.join(map(str, widths))} (depth {depth}): "
+                     f"{', '.join(f'{x:.1f}' for x in per)} | {sec:.0f} / {cpu:.0f} |")
+        total, cpu_total = total + sec, cpu_total + cpu
+    projected, projected_cpu = total * tune * runs_per_trial, cpu_total * tune * runs_per_trial
+    lines += ["", f"Projected: {total:.0f} s wall ({cpu_total:.0f} s CPU) per (zoo seed, activation, seed, trial) × "
+                  f"{tune} trials × {runs_per_trial} (zoo seeds × activations × seeds) = {projected / 3600:.1f} h wall "
+                  f"at this machine's current load, {projected_cpu / 3600:.1f} h of one core's CPU time (the wall "
+                  "time on a free core), in one process; plus the zoo builds and the test evaluation of the selected "
+                  "trials."]
+    return "\n".join(lines) + "\n", projected
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nets", type=int, default=2048, help="nets per zoo (default 2048)")
@@ -217,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", default=str(ROOT / "runs" / "experiments" / "protocol"))
     p.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads (default 1: the CPU is shared)")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--estimate", action="store_true",
+                   help="only time one epoch / fit of each model on the first zoo seed's first activation and "
+                        "print the projected wall time of the run these flags describe")
     a = p.parse_args(argv)
 
     from monomial_gmn._io import atomic_write_json, atomic_write_text
@@ -237,10 +300,19 @@ def main(argv: list[str] | None = None) -> int:
     out, runs = Path(a.out), Path(a.runs)
     options = dict(_zoo_option(x) for x in a.zoo_option)
     zoos, timings = {}, {}
-    for z in zoo_seeds:
+    for z in (zoo_seeds[:1] if a.estimate else zoo_seeds):  # an estimate needs the first zoo only
         t0 = time.perf_counter()
         zoos[z] = zoo_path(Path(a.cache), a.nets, z, options, a.workers)
         timings[f"zoo_s{z}"] = round(time.perf_counter() - t0, 1)
+    if a.estimate:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            text, _ = estimate(zoos[zoo_seeds[0]], acts[0], models, variants, a.tune, a.tune_space,
+                               len(zoo_seeds) * len(acts) * a.seeds, a.batch_size, Path(tmp))
+        print(f"Cost estimate ({acts[0]} nets of zoo seed {zoo_seeds[0]}, {a.threads} thread(s), "
+              f"{machine()['cpu']}, {os.cpu_count()} cores):\n\n{text}", flush=True)
+        return 0
     digests = {z: zoo_digest(path) for z, path in zoos.items()}
     rows, trials, all_claims, spaces = [], [], {}, {}
     settings = dict(seeds=a.seeds, tune=a.tune, tune_seed=a.tune_seed, tune_space=a.tune_space,

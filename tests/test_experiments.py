@@ -183,7 +183,7 @@ def test_generalization_append_refuses_another_zoo(tiny_zoo, tmp_path):
     assert gen.main(["--zoo", str(tiny_zoo), *common, "--append"]) == 0     # the same zoo is welcome
 
 
-def test_protocol_script_end_to_end_from_an_empty_cache(tmp_path):
+def test_protocol_script_end_to_end_from_an_empty_cache(tmp_path, capsys):
     """Two zoo seeds built from nothing, two training seeds, two tuned configurations per model, a paired bootstrap
     beside every claim; JSON + Markdown + PNG."""
     sys.path.insert(0, str(EXPERIMENTS))
@@ -221,6 +221,12 @@ def test_protocol_script_end_to_end_from_an_empty_cache(tmp_path):
     # a re-run reuses the cached zoos and runs and reproduces the numbers
     assert protocol.main(argv) == 0
     assert json.loads((out / "results.json").read_text()) == rows
+    # --estimate times one epoch / fit per model on the cached zoo and projects the run's wall time
+    capsys.readouterr()
+    assert protocol.main([*argv, "--estimate"]) == 0
+    text = capsys.readouterr().out
+    assert "| statnn | one epoch at hidden 4 (depth 1)" in text and "| statnn-gbm | one fit" in text
+    assert "× 2 trials × 4 (zoo seeds × activations × seeds)" in text
 
 
 def test_paired_bootstrap_detects_a_real_difference():

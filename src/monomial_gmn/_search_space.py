@@ -213,7 +213,7 @@ def apply_overrides(spaces: Mapping[str, SearchSpace], overrides: Mapping[str, A
         hit = [m for m in models if name in out[m]]
         if not hit and name not in known_names:
             raise ValueError(f"tune_space: no model of {', '.join(models)} tunes {name!r} (put an option to add "
-                             f"under a model's name: {{\"MODEL\": {{{name!r}: ...}}}})")
+                             f"under a model's name: {{\"MODEL\": {{\"{name}\": ...}}}})")
         for m in hit:
             _set(out[m], name, spec, f"tune_space[{name!r}]")
     for model, entries in per_model.items():

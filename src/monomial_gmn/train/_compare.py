@@ -408,8 +408,8 @@ def results_table(rows: list[dict[str, Any]], metric: str, title: str = "") -> s
 
 def selection_table(trials: list[dict[str, Any]]) -> str:
     """Markdown: for each model and seed, the selected trial, its validation metrics and drawn parameters
-    (empty string when there is nothing to show)."""
-    if not trials:
+    (empty string when there is nothing to choose from: no trials, or one per model and seed)."""
+    if not trials or all(t["trial"] == 0 and not t["params"] for t in trials):
         return ""
     lines = ["**Selected configurations** (best validation metric among each seed's trials; test evaluated "
              "for these only)", "", "| model | seed | trial | of | validation | parameters |", "|---|---|---|---|---|---|"]
