@@ -57,6 +57,11 @@ class MonomialGMN(nn.Module):
         canonical_scale: the canonical design's scale normalisation, ``"balance"`` (default) or ``"norm"``.
         energy_features: canonical design: give every neuron the logs of its incoming (weights and bias) and
             outgoing energy in the canonical form as two more input features (default False).
+        phase_features: canonical design: ``w0`` > 0 gives every sign-symmetric neuron (sin, tanh) the phase of
+            its canonical bias, ``sin(w0·b)`` and ``cos(w0·b)``, as two more input features, and each of its
+            incoming edges ``sin(w0·W)`` and ``cos(w0·W)`` as two more edge columns (a SIREN computes
+            ``sin(w0 (W x + b))``: w0·b is a phase, w0·W of the first layer a frequency); zeros for other
+            neurons and edges. Read on the canonical form, so exact. Default 0 (off).
         bidirectional: ``design="layers"`` only: also pass messages from neurons to their inputs (default
             False). The canonical design's messages are always bidirectional.
         kernel_radius: kernels are read on a (2r+1)² canvas (default 3; the canonical design refuses larger
@@ -99,7 +104,7 @@ class MonomialGMN(nn.Module):
                  edge_dim: int | None = None, probes: int = 0, architectures: list | None = None,
                  probe_outputs: str = "summary", probe_scales: Sequence[float] = (1.0,),
                  probe_agreement: float = 0.0, design: str = "canonical", canonical_scale: str = "balance",
-                 energy_features: bool = False):
+                 energy_features: bool = False, phase_features: float = 0.0):
         super().__init__()
         if design not in DESIGNS:
             raise ValueError(f"MonomialGMN: design must be one of {DESIGNS}, got {design!r}")
@@ -121,11 +126,18 @@ class MonomialGMN(nn.Module):
         self.out_dim, self.hidden_dim, self.num_layers = out_dim, hidden_dim, num_layers
         self.readout, self.bidirectional, self.edge_dim = readout, bidirectional, edge_dim
         self.design, self.canonical_scale, self.energy_features = design, canonical_scale, energy_features
+        if not (float(phase_features) >= 0 and float(phase_features) < float("inf")):
+            raise ValueError(f"MonomialGMN: phase_features must be a finite w0 >= 0, got {phase_features}")
+        if phase_features and design != "canonical":
+            raise ValueError("MonomialGMN: phase_features needs design='canonical'")
+        self.phase_features = float(phase_features)
         self.backbone: PermutationGMN | None = None
         if design == "canonical":
             self.backbone = PermutationGMN(out_dim or 1, readout=readout, hidden_dim=hidden_dim, num_layers=num_layers,
                                            kernel_side=2 * kernel_radius + 1, dropout=dropout, edge_dim=edge_dim,
-                                           residual=False, node_features=2 if energy_features else 0)
+                                           residual=False,
+                                           node_features=(2 if energy_features else 0) + (2 if phase_features else 0),
+                                           edge_features=2 if phase_features else 0)
         else:
             self.encoder = GraphEncoder(hidden_dim, kernel_radius=kernel_radius, edge_channels=edge_dim)
             last_edges = readout == "equivariant"
@@ -207,9 +219,15 @@ class MonomialGMN(nn.Module):
         with torch.no_grad():
             cf = canonical_form(batch, scale=self.canonical_scale)
             rep = cf.graph
-            if self.energy_features:
+            extra = [_log_energies(rep)] if self.energy_features else []
+            if self.phase_features:
+                node_phase, edge_phase = _phases(rep, self.phase_features)
+                extra.append(node_phase)
+            if extra:
                 rep = copy.copy(rep)
-                rep.node_extra = _log_energies(rep)
+                rep.node_extra = torch.cat(extra, -1)
+            if self.phase_features:
+                rep.edge_extra = edge_phase
         out = self.backbone(rep)
         if self.readout == "invariant":
             return out
@@ -223,6 +241,21 @@ class MonomialGMN(nn.Module):
                 f"num_layers={self.num_layers}, readout={self.readout!r}, edge_dim={self.edge_dim}"
                 + (f", canonical_scale={self.canonical_scale!r}" if self.backbone is not None
                    else f", bidirectional={self.bidirectional}"))
+
+
+def _phases(graph, w0: float) -> tuple[Tensor, Tensor]:
+    """Node [N, 2] (sin, cos of w0·bias) and edge [E, 2] (sin, cos of w0·weight, the kernel's centre entry) of
+    every sign-symmetric neuron and its incoming edges; zeros elsewhere."""
+    from ..graph._symmetry import Symmetry
+
+    sign = graph.sym == Symmetry.SIGN
+    b = graph.x[:, :1].to(torch.float64) * w0
+    node = torch.where(sign.unsqueeze(-1), torch.cat([b.sin(), b.cos()], -1), torch.zeros_like(b).expand(-1, 2))
+    centre = graph.edge_attr.shape[-1] // 2
+    w = graph.edge_attr[:, centre:centre + 1].to(torch.float64) * w0
+    edge_sign = sign[graph.edge_index[1]].unsqueeze(-1)
+    edge = torch.where(edge_sign, torch.cat([w.sin(), w.cos()], -1), torch.zeros_like(w).expand(-1, 2))
+    return node.to(graph.x.dtype), edge.to(graph.edge_attr.dtype)
 
 
 def _log_energies(graph) -> Tensor:

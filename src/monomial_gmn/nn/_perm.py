@@ -172,6 +172,7 @@ class PermutationGMN(nn.Module):
         edge_dim: C_e, edge feature and message width (default: ``hidden_dim``).
         residual: equivariant readout returns ``input + delta`` (default) or the delta alone.
         node_features: extra per-node input columns read from ``data.node_extra`` [N, k] (default 0).
+        edge_features: extra per-edge input columns read from ``data.edge_extra`` [E, k] (default 0).
 
     Shapes:
         input: ParameterGraph or Batch (any architectures, canvases up to S×S) → [B, out_dim] or a graph.
@@ -179,7 +180,8 @@ class PermutationGMN(nn.Module):
 
     def __init__(self, out_dim: int = 1, readout: str = "invariant", hidden_dim: int = 128, num_layers: int = 4,
                  kernel_side: int = 7, max_layers: int = 8, norm: str = "layer", dropout: float = 0.0,
-                 edge_dim: int | None = None, residual: bool = True, node_features: int = 0):
+                 edge_dim: int | None = None, residual: bool = True, node_features: int = 0,
+                 edge_features: int = 0):
         super().__init__()
         if readout not in ("invariant", "equivariant"):
             raise ValueError(f"GMN: readout must be 'invariant' or 'equivariant', not {readout!r}")
@@ -200,9 +202,11 @@ class PermutationGMN(nn.Module):
         k = kernel_side * kernel_side
         if node_features < 0:
             raise ValueError(f"GMN: node_features must be >= 0, got {node_features}")
-        self.node_features = node_features
+        if edge_features < 0:
+            raise ValueError(f"GMN: edge_features must be >= 0, got {edge_features}")
+        self.node_features, self.edge_features = node_features, edge_features
         self.node_in = nn.Sequential(nn.Linear(1 + 2 + node_features, c), nn.SiLU(), nn.Linear(c, c))
-        self.edge_in = nn.Linear(k + 2, ce)      # per-edge work is what costs: the first layer adds the nonlinearity
+        self.edge_in = nn.Linear(k + 2 + edge_features, ce)  # per-edge work costs; the 1st layer: nonlinear
         self.node_pos_in = nn.Embedding(max_layers, c)
         self.node_pos_out = nn.Embedding(max_layers, c)
         self.role_emb = nn.Embedding(len(Role), c)
@@ -262,7 +266,14 @@ class PermutationGMN(nn.Module):
         h = h + fixed * self.io_proj(sinusoidal_encoding(idx, self.hidden_dim).to(dt))
         edge_graph = node_graph[data.edge_index[1]]
         el = data.edge_layer
-        e = self.edge_in(torch.cat([ea, edge_side], -1).to(dt))   # L: one linear map
+        ecols = [ea, edge_side]
+        if self.edge_features:
+            extra = getattr(data, "edge_extra", None)
+            if extra is None or extra.shape != (ea.shape[0], self.edge_features):
+                raise ValueError(f"GMN: built with edge_features={self.edge_features}; the batch needs an "
+                                 f"'edge_extra' field of shape [{ea.shape[0]}, {self.edge_features}]")
+            ecols.append(extra)
+        e = self.edge_in(torch.cat(ecols, -1).to(dt))   # L: one linear map
         e = e + self.edge_pos_in(el.clamp(0, top)) + self.edge_pos_out((depth[edge_graph] - 1 - el).clamp(0, top))
         last = len(self.layers) - 1
         for i, layer_mod in enumerate(self.layers):
