@@ -62,9 +62,17 @@ def ensure_zoo(kind: str, path: str | Path, nets: int, seed: int = 0, workers: i
 
 
 def write_meta(out: Path, **extra: Any) -> None:
-    """``out/meta.json``: command, machine, UTC time, plus ``extra``."""
+    """``out/meta.json``: command, machine, UTC time, plus ``extra``; with a ``zoo`` path (relative to the
+    repository root or absolute) and no ``zoo_digest``, the zoo's content digest (``monomial_gmn.data.zoo_digest``)
+    is added, so every results directory names the very networks it was computed on."""
     from monomial_gmn._io import atomic_write_json
 
+    if isinstance(extra.get("zoo"), (str, Path)) and "zoo_digest" not in extra:
+        from monomial_gmn.data import zoo_digest
+
+        path = Path(extra["zoo"]) if Path(extra["zoo"]).is_absolute() else ROOT / extra["zoo"]
+        if path.exists():
+            extra["zoo_digest"] = zoo_digest(path)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "meta.json", {"command": command(), "utc": time.strftime("%Y-%m-%d %H:%M:%S",
                                                                                   time.gmtime()),

@@ -37,7 +37,7 @@ def tiny_zoo(tmp_path_factory):
 
 def _meta_ok(out: Path) -> dict:
     meta = json.loads((out / "meta.json").read_text())
-    assert {"command", "utc", "machine", "commit", "dirty_src"} <= set(meta)
+    assert {"command", "utc", "machine", "commit", "dirty_src", "zoo_digest"} <= set(meta)
     assert all(f.startswith("src/") for f in meta["dirty_src"])  # whole paths from `git status --porcelain`
     assert (out / "table.md").read_text().startswith("Command: `")
     return meta
