@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from _cli_helpers import one_line_error as _one_line_error
 import torch
 
 from monomial_gmn.cli import main
@@ -23,16 +24,6 @@ def zoo(tmp_path_factory):
     return path
 
 
-def _one_line_error(capsys, argv):
-    code = None
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse errors
-        code = exc.code
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and "error" in err and "Traceback" not in err, err
-    return err
 
 
 @pytest.mark.parametrize("cmd", ["train", "eval", "compare", "demo"])

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from _cli_helpers import one_line_error as _one_line_error
 import torch
 from torch import nn
 
@@ -14,16 +15,6 @@ import monomial_gmn as mg
 from monomial_gmn.cli import main
 
 
-def _one_line_error(capsys, argv) -> str:
-    code = None
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse errors
-        code = exc.code
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and "error" in err and "Traceback" not in err, err
-    return err
 
 
 # ---------------------------------------------------------------------------------------------- package

@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+from _cli_helpers import one_line_error as _one_line_error
 
 from monomial_gmn.data import Zoo, load_zoo, save_zoo, zoo_digest
 
@@ -66,16 +67,6 @@ def _cfg(tmp_path, zoo, name, **kw):
     return TrainConfig(**base)
 
 
-def _one_line_error(capsys, argv):
-    code = None
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse errors
-        code = exc.code
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and "error" in err and "Traceback" not in err, err
-    return err
 
 
 @pytest.fixture(scope="module")

@@ -251,13 +251,7 @@ class PermutationGMN(nn.Module):
         depth = scatter(data.layer, node_graph, 0, dim_size=b, reduce="max")
         top = self.max_layers - 1
         layer = data.layer
-        cols = [x[:, :1], node_side]
-        if self.node_features:
-            extra = getattr(data, "node_extra", None)
-            if extra is None or extra.shape != (x.shape[0], self.node_features):
-                raise ValueError(f"GMN: built with node_features={self.node_features}; the batch needs a "
-                                 f"'node_extra' field of shape [{x.shape[0]}, {self.node_features}]")
-            cols.append(extra)
+        cols = [x[:, :1], node_side] + _extra_columns(data, "node_extra", x.shape[0], self.node_features)
         h = self.node_in(torch.cat(cols, -1).to(dt))
         h = h + self.node_pos_in(layer.clamp(0, top)) + self.node_pos_out((depth[node_graph] - layer).clamp(0, top))
         h = h + self.role_emb(data.role)
@@ -266,13 +260,7 @@ class PermutationGMN(nn.Module):
         h = h + fixed * self.io_proj(sinusoidal_encoding(idx, self.hidden_dim).to(dt))
         edge_graph = node_graph[data.edge_index[1]]
         el = data.edge_layer
-        ecols = [ea, edge_side]
-        if self.edge_features:
-            extra = getattr(data, "edge_extra", None)
-            if extra is None or extra.shape != (ea.shape[0], self.edge_features):
-                raise ValueError(f"GMN: built with edge_features={self.edge_features}; the batch needs an "
-                                 f"'edge_extra' field of shape [{ea.shape[0]}, {self.edge_features}]")
-            ecols.append(extra)
+        ecols = [ea, edge_side] + _extra_columns(data, "edge_extra", ea.shape[0], self.edge_features)
         e = self.edge_in(torch.cat(ecols, -1).to(dt))   # L: one linear map
         e = e + self.edge_pos_in(el.clamp(0, top)) + self.edge_pos_out((depth[edge_graph] - 1 - el).clamp(0, top))
         last = len(self.layers) - 1
@@ -291,6 +279,17 @@ class PermutationGMN(nn.Module):
     def extra_repr(self) -> str:
         return (f"hidden_dim={self.hidden_dim}, edge_dim={self.edge_dim}, num_layers={self.num_layers}, "
                 f"readout={self.readout}, norm={self.norm}, kernel_side={self.kernel_side}")
+
+
+def _extra_columns(data: Data, key: str, rows: int, width: int) -> list[Tensor]:
+    """``[data.<key>]`` ([rows, width]) when the model was built to read ``width`` > 0 extra columns, else []."""
+    if not width:
+        return []
+    extra = getattr(data, key, None)
+    if extra is None or extra.shape != (rows, width):
+        raise ValueError(f"GMN: built with {width} extra '{key}' columns; the batch needs a '{key}' field of "
+                         f"shape [{rows}, {width}]")
+    return [extra]
 
 
 def edit_in_normalised_space(head: nn.Module, h: Tensor, e: Tensor, data: Data, sym: Tensor, norm: str):
