@@ -47,8 +47,9 @@ def variants(base_layers: int, base_hidden: int, depths: list[int], hiddens: lis
              direction: bool = True) -> list[dict[str, Any]]:
     """The variants to train: the base, then one factor changed at a time (duplicates of the base dropped).
     Each: ``name``, ``factors`` (the ablations it belongs to), ``bidirectional``, ``num_layers``, ``hidden_dim``.
-    ``direction=False`` drops the direction ablation (the canonical design's messages are always bidirectional)."""
-    base = {"bidirectional": False, "num_layers": base_layers, "hidden_dim": base_hidden}
+    ``direction=False`` drops the direction ablation: the canonical design's messages are always bidirectional, so
+    its variants are all ``bi-*``."""
+    base = {"bidirectional": not direction, "num_layers": base_layers, "hidden_dim": base_hidden}
     out: dict[tuple, dict] = {}
 
     def add(factor: str, **change: Any) -> None:
@@ -196,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                           activation=act, progress=not a.quiet, zoo_obj=zoo, epochs=a.epochs,
                           batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, hidden_dim=v["hidden_dim"],
                           num_layers=v["num_layers"],
-                          model_kwargs={"bidirectional": v["bidirectional"], "feature_readout": a.feature_readout,
-                                        "design": a.design})
+                          model_kwargs={"feature_readout": a.feature_readout, "design": a.design,
+                                        **({"bidirectional": v["bidirectional"]} if a.design == "layers" else {})})
             for seed in range(a.seeds):
                 met = load_json(run_dir / "runs" / f"monomial-s{seed}" / "metrics.json")
                 tau = {r["augment_level"]: r["value"] for r in got

@@ -31,6 +31,8 @@ def _model(readout, bidirectional, dtype, seed, batch=None, **kw):
     kw.setdefault("design", "layers")
     kw.setdefault("hidden_dim", 8)
     kw.setdefault("num_layers", 3)
+    if kw["design"] == "canonical":
+        bidirectional = None                          # always bidirectional; False is refused
     m = MonomialGMN(out_dim=3, readout=readout, bidirectional=bidirectional, **kw).to(dtype)
     if batch is not None:
         m.fit_normalizer(batch)
@@ -289,6 +291,7 @@ def test_training_step_reaches_every_parameter_and_learns():
     (dict(out_dim=2, kernel_radius=-1), "MonomialGMN.*kernel_radius"),
     (dict(out_dim=2, design="equivariant-layers"), "MonomialGMN.*design"),
     (dict(out_dim=2, canonical_scale="unit"), "MonomialGMN.*canonical_scale"),
+    (dict(out_dim=2, bidirectional=False), "MonomialGMN.*always bidirectional"),
     (dict(out_dim=2, edge_dim=0), "MonomialGMN.*edge_dim"),
 ])
 def test_bad_options_raise(kwargs, match):

@@ -62,8 +62,8 @@ class MonomialGMN(nn.Module):
             incoming edges ``sin(w0·W)`` and ``cos(w0·W)`` as two more edge columns (a SIREN computes
             ``sin(w0 (W x + b))``: w0·b is a phase, w0·W of the first layer a frequency); zeros for other
             neurons and edges. Read on the canonical form, so exact. Default 0 (off).
-        bidirectional: ``design="layers"`` only: also pass messages from neurons to their inputs (default
-            False). The canonical design's messages are always bidirectional.
+        bidirectional: also pass messages from neurons to their inputs. ``design="layers"``: default False.
+            The canonical design's messages are always bidirectional (None or True; False is refused).
         kernel_radius: kernels are read on a (2r+1)² canvas (default 3; the canonical design refuses larger
             canvases with a clear error).
         dropout: dropout inside the invariant head (default 0).
@@ -99,7 +99,7 @@ class MonomialGMN(nn.Module):
     """
 
     def __init__(self, out_dim: int | None = None, hidden_dim: int = 128, num_layers: int = 4,
-                 readout: str = "invariant", bidirectional: bool = False, kernel_radius: int = 3,
+                 readout: str = "invariant", bidirectional: bool | None = None, kernel_radius: int = 3,
                  dropout: float = 0.0, feature_readout: bool = False, feature_slots: int = 8,
                  edge_dim: int | None = None, probes: int = 0, architectures: list | None = None,
                  probe_outputs: str = "summary", probe_scales: Sequence[float] = (1.0,),
@@ -108,6 +108,10 @@ class MonomialGMN(nn.Module):
         super().__init__()
         if design not in DESIGNS:
             raise ValueError(f"MonomialGMN: design must be one of {DESIGNS}, got {design!r}")
+        if design == "canonical" and bidirectional is False:
+            raise ValueError("MonomialGMN: the canonical design's messages are always bidirectional; "
+                             "bidirectional=False needs design='layers'")
+        bidirectional = design == "canonical" if bidirectional is None else bool(bidirectional)
         if canonical_scale not in CANONICAL_SCALES:
             raise ValueError(f"MonomialGMN: canonical_scale must be one of {CANONICAL_SCALES}, got {canonical_scale!r}")
         if readout not in _READOUTS:
