@@ -180,6 +180,10 @@ def test_errors_name_what_is_wrong():
         MonomialGMN(out_dim=1, feature_readout=True, probes=8)
     with pytest.raises(ValueError, match="feature_readout=True"):
         MonomialGMN(out_dim=1, probes=8, architectures=[relu])
+    with pytest.raises(ValueError, match="feature_readout=True"):      # was silently ignored
+        MonomialGMN(out_dim=1, probe_agreement=0.25)
+    with pytest.raises(ValueError, match="probe_agreement=0.25 needs probes"):
+        MonomialGMN(out_dim=1, feature_readout=True, probe_agreement=0.25)
     with pytest.raises(ValueError, match="needs the zoo's architectures"):
         InvariantGBM(probes=8)
 

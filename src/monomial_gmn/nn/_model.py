@@ -152,8 +152,9 @@ class MonomialGMN(nn.Module):
         self.feature_head: nn.Module | None = None
         if feature_readout and readout != "invariant":
             raise ValueError("MonomialGMN: feature_readout needs readout='invariant'")
-        if probes and not feature_readout:
-            raise ValueError("MonomialGMN: probes are part of the feature readout; pass feature_readout=True")
+        if (probes or probe_agreement) and not feature_readout:
+            raise ValueError("MonomialGMN: probes and probe_agreement are part of the feature readout; pass "
+                             "feature_readout=True (and probes=128, say)")
         if readout == "invariant":
             if design == "layers":
                 self.head: nn.Module = InvariantHead(hidden_dim, out_dim, dropout=dropout)
