@@ -30,22 +30,15 @@ from inr_classification import training_views  # noqa: E402
 
 
 def init_params(zoo, arch) -> np.ndarray:
-    """[len(zoo), P] the init of every INR, drawn as data/_build_siren.py draws it."""
+    """[len(zoo), P] the init of every INR (``monomial_gmn.data.siren_init``, the builder's own draw)."""
+    from monomial_gmn.data import siren_init
+
     cfg = zoo.meta["config"]
     cs, seed, nets, w0 = int(cfg["chunk_size"]), int(cfg["seed"]), int(cfg["nets"]), float(cfg["options"]["w0"])
     out = np.zeros((nets, sum(math.prod(s) for _, s, _ in arch.param_shapes)), dtype=np.float32)
     for c in range(math.ceil(nets / cs)):
         start, end = c * cs, min(c * cs + cs, nets)
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + c + 17)
-        params, first = {}, True
-        for name, shape, _ in arch.param_shapes:
-            fan_in = shape[1] if len(shape) == 2 else params[name.replace("bias", "weight")].shape[2]
-            if name.endswith("weight"):
-                bound = 1.0 / fan_in if first else math.sqrt(6.0 / fan_in) / w0
-                first = False
-            else:
-                bound = 1.0 / math.sqrt(fan_in)
-            params[name] = (torch.rand(end - start, *shape, generator=gen) * 2 - 1) * bound
+        params = siren_init(arch, end - start, w0, seed, c)
         out[start:end] = arch.flatten_params(params).numpy()
     return out
 
@@ -53,7 +46,7 @@ def init_params(zoo, arch) -> np.ndarray:
 def fit_shared_init(zoo, arch, images: np.ndarray, init: dict, steps: int, lr: float) -> np.ndarray:
     """[n, P] INRs fitted to ``images`` exactly as data/_build_siren.py fits them (full-batch Adam, MSE on the
     pixel grid), except that every INR starts from the same ``init`` (dict of [P...] tensors)."""
-    from monomial_gmn.data._build_siren import siren_grid
+    from monomial_gmn.data import siren_grid
     from monomial_gmn.data._functional import stacked_forward
 
     g, res = len(images), images.shape[-1]

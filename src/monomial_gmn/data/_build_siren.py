@@ -19,7 +19,7 @@ from ._digits import digits, upsample
 from ._functional import stacked_forward
 from ._zoo import Zoo
 
-__all__ = ["SIREN_DEFAULTS", "build_siren_chunk", "siren_grid", "siren_image_order"]
+__all__ = ["SIREN_DEFAULTS", "build_siren_chunk", "siren_grid", "siren_image_order", "siren_init"]
 
 SIREN_DEFAULTS: dict[str, Any] = {
     "resolution": 28,
@@ -36,6 +36,26 @@ def siren_grid(resolution: int) -> torch.Tensor:
     t = torch.linspace(-1.0, 1.0, resolution)
     rr, cc = torch.meshgrid(t, t, indexing="ij")
     return torch.stack([rr.reshape(-1), cc.reshape(-1)], dim=1)
+
+
+def siren_init(arch: Any, n: int, w0: float, seed: int, chunk_index: int) -> dict[str, torch.Tensor]:
+    """The initial parameters of chunk ``chunk_index`` of a SIREN zoo built with ``seed``: ``n`` networks of ``arch``
+    (SIREN init: first layer U(±1/fan_in), later ones U(±sqrt(6/fan_in)/w0), biases U(±1/sqrt(fan_in))).
+
+    Shapes: ``{name: [n, *shape]}`` for every ``arch.param_shapes`` entry.
+    """
+    gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(chunk_index) + 17)
+    params: dict[str, torch.Tensor] = {}
+    first = True
+    for name, shape, _ in arch.param_shapes:
+        fan_in = shape[1] if len(shape) == 2 else params[name.replace("bias", "weight")].shape[2]
+        if name.endswith("weight"):
+            bound = 1.0 / fan_in if first else math.sqrt(6.0 / fan_in) / w0
+            first = False
+        else:
+            bound = 1.0 / math.sqrt(fan_in)
+        params[name] = (torch.rand(n, *shape, generator=gen) * 2 - 1) * bound
+    return params
 
 
 def siren_image_order(seed: int) -> np.ndarray:
@@ -56,17 +76,7 @@ def build_siren_chunk(cfg: dict[str, Any], seed: int, start: int, end: int, chun
     images = upsample(d["images"][image_id], res)                          # [G, res, res]
     arch = siren_architecture(tuple(cfg["widths"]), float(cfg["w0"]), name="siren")
     g, w0 = len(k), float(cfg["w0"])
-    gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(chunk_index) + 17)
-    params: dict[str, torch.Tensor] = {}
-    first = True
-    for name, shape, _ in arch.param_shapes:
-        fan_in = shape[1] if len(shape) == 2 else params[name.replace("bias", "weight")].shape[2]
-        if name.endswith("weight"):
-            bound = 1.0 / fan_in if first else math.sqrt(6.0 / fan_in) / w0
-            first = False
-        else:
-            bound = 1.0 / math.sqrt(fan_in)
-        params[name] = (torch.rand(g, *shape, generator=gen) * 2 - 1) * bound
+    params = siren_init(arch, g, w0, seed, chunk_index)
     coords = siren_grid(res)
     target = torch.from_numpy(images.reshape(g, -1, 1))
     m = {n: torch.zeros_like(p) for n, p in params.items()}
