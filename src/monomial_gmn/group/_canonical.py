@@ -138,10 +138,12 @@ def canonical_form(graph: Data, scale: str = "balance", tol: float = 1e-9, max_s
     n, S = x.shape[0], st.num_slots
     # slot index per node, fixed nodes on an extra slot S whose factor stays 1
     slot = torch.where(st.node_slot >= 0, st.node_slot, torch.full_like(st.node_slot, S))
-    f, dead, zeroed = _orient(x, e, src, dst, slot, st.slot_sym, graph.layer, S)
+    # [S+1] symmetry per slot, the extra slot S (fixed nodes) last
+    sym = torch.cat([st.slot_sym, torch.tensor([int(Symmetry.FIXED)], device=st.slot_sym.device)])
+    f, dead, zeroed = _orient(x, e, src, dst, slot, sym, graph.layer, S)
     sweeps = 0
     if scale == "balance":
-        f, sweeps = _balance(graph, x, e, src, dst, slot, st.slot_sym, graph.layer, f, dead, zeroed, S, tol, max_sweeps)
+        f, sweeps = _balance(graph, x, e, src, dst, slot, sym, graph.layer, f, dead, zeroed, S, tol, max_sweeps)
     fn = f[slot]                                        # [N] factor per node
     cx = x * fn.unsqueeze(-1)
     ce = e * (fn[dst] / fn[src]).unsqueeze(-1)
@@ -153,13 +155,12 @@ def canonical_form(graph: Data, scale: str = "balance", tol: float = 1e-9, max_s
     return CanonicalForm(out, torch.where(determined, fn, torch.ones_like(fn)), determined, sweeps)
 
 
-def _orient(x: Tensor, e: Tensor, src: Tensor, dst: Tensor, slot: Tensor, slot_sym: Tensor, layer: Tensor,
+def _orient(x: Tensor, e: Tensor, src: Tensor, dst: Tensor, slot: Tensor, sym: Tensor, layer: Tensor,
             S: int) -> tuple[Tensor, Tensor, Tensor]:
     """Step 1: per-slot factors f [S+1] (float64) with f·G oriented, the dead mask [S+1] and the nodes [N]
     whose outgoing weights are zeroed (the copies of a slot before its first non-zero incoming vector: each
     computes act(0 + earlier copies) = 0)."""
     dev = x.device
-    sym = torch.cat([slot_sym, torch.tensor([int(Symmetry.FIXED)], device=dev)])
     scaled = (sym == Symmetry.POSITIVE_SCALE) | (sym == Symmetry.SCALE)
     signed = (sym == Symmetry.SIGN) | (sym == Symmetry.SCALE)
     movable = scaled | signed
@@ -197,11 +198,10 @@ def _orient(x: Tensor, e: Tensor, src: Tensor, dst: Tensor, slot: Tensor, slot_s
     return f, dead, zeroed
 
 
-def _balance(batch_of: Data, x: Tensor, e: Tensor, src: Tensor, dst: Tensor, slot: Tensor, slot_sym: Tensor, layer: Tensor,
+def _balance(batch_of: Data, x: Tensor, e: Tensor, src: Tensor, dst: Tensor, slot: Tensor, sym: Tensor, layer: Tensor,
              f: Tensor, dead: Tensor, zeroed: Tensor, S: int, tol: float, max_sweeps: int) -> tuple[Tensor, int]:
     """Step 2: least-energy positive rescaling of the oriented network; returns (f·e^u [S+1], sweeps)."""
     dev = x.device
-    sym = torch.cat([slot_sym, torch.tensor([int(Symmetry.FIXED)], device=dev)])
     free = ((sym == Symmetry.POSITIVE_SCALE) | (sym == Symmetry.SCALE)) & ~dead
     if not bool(free.any()):
         return f, 0
