@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
+from ..graph._symmetry import Symmetry
 from ..group._canonical import CANONICAL_SCALES, canonical_form
 from ._canon import node_sym
 from ._encoder import GraphEncoder
@@ -251,8 +252,6 @@ class MonomialGMN(nn.Module):
 def _phases(graph, w0: float) -> tuple[Tensor, Tensor]:
     """Node [N, 2] (sin, cos of w0·bias) and edge [E, 2] (sin, cos of w0·weight, the kernel's centre entry) of
     every sign-symmetric neuron and its incoming edges; zeros elsewhere."""
-    from ..graph._symmetry import Symmetry
-
     sign = graph.sym == Symmetry.SIGN
     b = graph.x[:, :1].to(torch.float64) * w0
     node = torch.where(sign.unsqueeze(-1), torch.cat([b.sin(), b.cos()], -1), torch.zeros_like(b).expand(-1, 2))
