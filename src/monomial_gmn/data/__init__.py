@@ -8,7 +8,7 @@
 >>> batch = mg.data.RandomMonomial(level=2)(batch)     # a random monomial group element per network
 """
 
-from ._arch import ACTIVATIONS, Architecture, SamePad2d, digits_cnn_architecture, siren_architecture
+from ..graph import ACTIVATIONS, Architecture, SamePad2d, digits_cnn_architecture, siren_architecture
 from ._augment import RandomMonomial
 from ._build import KINDS, build_zoo, concat_zoos, merge_shards
 from ._build_cnn import CNN_DEFAULTS

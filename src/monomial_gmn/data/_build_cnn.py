@@ -17,9 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._arch import Architecture, digits_cnn_architecture
+from ..graph import Architecture, digits_cnn_architecture, stacked_forward
 from ._digits import digits
-from ._functional import stacked_forward
 from ._zoo import Zoo
 
 __all__ = ["CNN_DEFAULTS", "sample_cnn_hparams", "build_cnn_chunk"]

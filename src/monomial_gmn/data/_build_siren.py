@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._arch import siren_architecture
+from ..graph import siren_architecture, stacked_forward
 from ._digits import digits, upsample
-from ._functional import stacked_forward
 from ._zoo import Zoo
 
 __all__ = ["SIREN_DEFAULTS", "build_siren_chunk", "siren_grid", "siren_image_order", "siren_init"]

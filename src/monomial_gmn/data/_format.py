@@ -26,7 +26,7 @@ import numpy as np
 
 from .._errors import ZooFormatError
 from .._io import atomic_path, atomic_write_json, atomic_write_text
-from ._arch import Architecture
+from ..graph import Architecture
 from ._safe import check_finite, load_array, parse_column, read_csv_columns
 from ._zoo import Zoo
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from .._errors import ZooFormatError
 from .._io import torch_load_error
-from ._arch import Architecture, siren_architecture
+from ..graph import Architecture, siren_architecture
 from ._safe import load_array, read_csv_columns
 from ._zoo import Zoo
 

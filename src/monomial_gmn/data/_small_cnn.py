@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import ZooFormatError
-from ._arch import Architecture
+from ..graph import Architecture
 from ._safe import infer_column, load_array, read_csv_columns
 from ._zoo import Zoo
 

@@ -10,9 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
-from ..graph import ParameterGraph, batch_stacked
-from ..graph._parameter_graph import pad_canvas
-from ._arch import Architecture
+from ..graph import Architecture, ParameterGraph, batch_stacked, pad_canvas
 
 __all__ = ["Zoo"]
 

@@ -1,10 +1,12 @@
 """Networks as parameter graphs. The layout and the transformation law are documented in
 :mod:`monomial_gmn.graph._parameter_graph` (``help(monomial_gmn.ParameterGraph)``)."""
 
+from ._arch import ACTIVATIONS, Architecture, SamePad2d, digits_cnn_architecture, siren_architecture
 from ._batch import GraphLoader, batch_graphs, batch_stacked
 from ._convert import (ConvertContext, LayerConversion, graph_spec, op_symmetry, register_converter, register_op,
                        register_spec_builder, to_graph, to_module)
 from ._fx import fx_graph_spec, fx_to_graph
+from ._functional import stacked_forward
 from ._fx_spec import FxGraphSpec, NormKind, NormRecord
 from ._modules import Sine
 from ._networkx import graph_from_networkx, graph_to_networkx
@@ -18,4 +20,5 @@ __all__ = [
     "op_symmetry", "ConvertContext", "LayerConversion", "batch_graphs", "batch_stacked", "GraphLoader",
     "kernel_side", "pad_canvas", "graph_to_networkx", "graph_from_networkx",
     "fx_graph_spec", "fx_to_graph", "FxGraphSpec", "NormKind", "NormRecord",
+    "Architecture", "SamePad2d", "digits_cnn_architecture", "siren_architecture", "ACTIVATIONS", "stacked_forward",
 ]
