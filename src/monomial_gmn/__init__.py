@@ -17,8 +17,7 @@ import importlib
 from typing import Any
 
 from ._errors import GraphMismatchError, NonFiniteWeightsError, UnsupportedModuleError, ZooFormatError
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 #: public name -> submodule that defines it (imported on first access)
 _LAZY_NAMES: dict[str, str] = {

@@ -52,7 +52,7 @@ def _versions() -> dict[str, str]:
     import sklearn
     import torch_geometric
 
-    from .. import __version__
+    from .._version import __version__
 
     return {"monomial_gmn": __version__, "torch": torch.__version__, "numpy": np.__version__,
             "torch_geometric": torch_geometric.__version__, "scikit-learn": sklearn.__version__,
