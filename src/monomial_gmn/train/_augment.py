@@ -10,8 +10,8 @@ Spec grammar (used by ``train --augment``, ``eval --augment`` and the compare sw
 ``sign``      random signs on sign neurons and random permutations, no scaling (d = 1 on ReLU neurons)
 ============  ==================================================================================
 
-Every neuron is transformed by the law of :class:`monomial_gmn.ParameterGraph` (b_i → d_i b_i,
-W[i, j] → d_i W[i, j] / d_j), so a transformed network computes the same function.
+Every neuron is transformed by the law of :mod:`monomial_gmn.graph._parameter_graph`, so a transformed network
+computes the same function. The sampling is :class:`monomial_gmn.data.RandomMonomial`'s.
 """
 
 from __future__ import annotations

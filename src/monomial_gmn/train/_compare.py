@@ -50,11 +50,16 @@ from tqdm.auto import tqdm
 from .._io import atomic_path, atomic_write_json, atomic_write_text
 from ._augment import parse_augment
 from ._tasks import make_task
-from ._trainer import MODEL_NAMES, TrainConfig, evaluate_run, model_options, open_run_zoo, train
+from ._config import TrainConfig, model_names, model_options
+from ._evaluate import evaluate_run
+from ._run import open_run_zoo
+from ._trainer import train
 
 __all__ = ["compare", "results_table", "plot_results", "parse_levels", "parse_models", "select_trial",
-           "trial_configs", "selection_table", "check_append"]
+           "trial_configs", "selection_table", "check_append", "format_level", "EVAL_SEED"]
 
+#: The seed of the augmentation draws when ``compare`` tests the selected runs (``evaluate_run(seed=...)``):
+#: every model sees the very same transformed test nets.
 EVAL_SEED = 12345
 ROW_KEYS = ("model", "task", "augment_level", "seed", "metric", "value", "split", "trial", "selected")
 
@@ -67,8 +72,8 @@ def parse_models(text: str | Sequence[str], variants: Iterable[str] = ()) -> lis
     if not names:
         raise ValueError("--models is empty")
     for m in names:
-        if m not in MODEL_NAMES and m not in known:
-            raise ValueError(f"unknown model {m!r}; expected one of {', '.join(MODEL_NAMES)}")
+        if m not in model_names() and m not in known:
+            raise ValueError(f"unknown model {m!r}; expected one of {', '.join(model_names())}")
     if len(set(names)) != len(names):
         raise ValueError(f"--models lists a model twice: {','.join(names)}")
     return names
@@ -91,8 +96,13 @@ def parse_levels(text: str | Sequence[float]) -> list[float]:
     return out
 
 
-def _fmt_level(level: float) -> str:
+def format_level(level: float) -> str:
+    """An augmentation level as ``compare`` writes it in tables and in the keys of its prediction files
+    (``2.0`` → ``'2'``, ``0.5`` → ``'0.5'``)."""
     return f"{level:g}"
+
+
+_fmt_level = format_level
 
 
 def _value(v: Any) -> float | None:
@@ -225,8 +235,8 @@ def compare(zoo: str, task: str, models: Sequence[str], levels: Sequence[float],
         raise ValueError(f"--tune must be at least 1, got {tune}")
     out = Path(out)
     bases = {m: variants.get(m, (m, {}))[0] for m in models}
-    every_param = {p for m in MODEL_NAMES for p in search_space(m)}
-    spaces = apply_overrides({m: search_space(bases[m]) for m in models}, tune_space, models, MODEL_NAMES,
+    every_param = {p for m in model_names() for p in search_space(m)}
+    spaces = apply_overrides({m: search_space(bases[m]) for m in models}, tune_space, models, model_names(),
                              every_param) if tune is not None else {m: {} for m in models}
     task_obj = make_task(task, **({"edit": train_kwargs["edit"]} if task == "inr-editing" and "edit" in train_kwargs
                                   else {}))
@@ -293,14 +303,14 @@ def compare(zoo: str, task: str, models: Sequence[str], levels: Sequence[float],
                 predictions[f"{model}-s{seed}"] = {
                     "model": model, "seed": seed, "trial": best, "run": runs[best], "split": "test",
                     "index": ev["index"], "targets": ev["targets"],
-                    "levels": {_fmt_level(lv): row["predictions"] for lv, row in zip(levels, ev["rows"])}}
+                    "levels": {format_level(lv): row["predictions"] for lv, row in zip(levels, ev["rows"])}}
             if progress:
                 sweep = " ".join("n/a" if not _defined(_value(row[metric])) else f"{row[metric]:.3f}"
                                  for row in ev["rows"])
                 sel = "" if tune is None else f"selected trial {best} of {len(configs)}, "
                 shown = "n/a" if scores[best] is None else f"{scores[best]:.3f}"
                 tqdm.write(f"  {model:<10} seed {seed}: {sel}val {metric} {shown} | test {metric} at levels "
-                           f"{','.join(_fmt_level(lv) for lv in levels)}: {sweep} ({time.perf_counter() - t0:.0f} s)")
+                           f"{','.join(format_level(lv) for lv in levels)}: {sweep} ({time.perf_counter() - t0:.0f} s)")
                 sys.stdout.flush()
 
     out.mkdir(parents=True, exist_ok=True)
@@ -369,7 +379,7 @@ def results_table(rows: list[dict[str, Any]], metric: str, title: str = "") -> s
     models, levels, stats = _summary(rows, metric)
     higher = metric not in ("mse", "cross_entropy")
     peak = {r["model"]: r["value"] for r in rows if r["metric"] == "peak_rss_mb"}
-    head = ("| model | " + " | ".join(f"level {_fmt_level(lv)}" for lv in levels) + " | params |"
+    head = ("| model | " + " | ".join(f"level {format_level(lv)}" for lv in levels) + " | params |"
             + (" peak MiB |" if peak else ""))
     lines = []
     if title:
