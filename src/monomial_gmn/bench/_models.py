@@ -4,9 +4,23 @@ from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["ModelUnavailable", "build_bench_model", "MODEL_NAMES"]
+__all__ = ["ModelUnavailable", "build_bench_model", "bench_model_names", "MODEL_NAMES"]
 
-MODEL_NAMES = ("monomial", "gmn", "statnn", "np")
+
+def bench_model_names() -> tuple[str, ...]:
+    """The models the benchmark measures: the registry's torch-trainable ones (``model_info(name).trainable``;
+    the boosted trees have no training step to time), in :func:`monomial_gmn.models.list_models` order; only
+    ``monomial`` (``nn.MonomialGMN`` alone) when the registry is not importable."""
+    try:
+        from ..models import list_models, model_info
+    except ImportError:
+        return ("monomial",)
+    return tuple(m for m in list_models() if model_info(m).trainable)
+
+
+#: :func:`bench_model_names` when the benchmark package was imported (kept for ``from monomial_gmn.bench import
+#: MODEL_NAMES``; the benchmark itself asks the registry each time).
+MODEL_NAMES = bench_model_names()
 
 
 class ModelUnavailable(RuntimeError):

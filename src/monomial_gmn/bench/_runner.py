@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from ._models import MODEL_NAMES
+from ._models import bench_model_names
 from ._shapes import SHAPES
 from ._timing import loadavg, machine_info
 from ._worker import run_in_subprocess, run_task
@@ -37,7 +37,7 @@ TARGETS: dict[str, dict[str, Any]] = {
 class BenchConfig:
     """What to measure. Defaults are the full benchmark (several minutes on 2 cores)."""
 
-    models: list[str] = field(default_factory=lambda: list(MODEL_NAMES))
+    models: list[str] = field(default_factory=lambda: list(bench_model_names()))
     shapes: list[str] = field(default_factory=lambda: list(SHAPES))
     batch: int = 64
     hidden: int = 128
@@ -77,8 +77,8 @@ class BenchConfig:
             if s not in SHAPES:
                 raise ValueError(f"bench: unknown shape {s!r}; choose from {sorted(SHAPES)}")
         for m in self.models + ([self.scaling_model] if self.scaling_model is not None else []):
-            if m not in MODEL_NAMES:
-                raise ValueError(f"bench: unknown model {m!r}; choose from {list(MODEL_NAMES)}")
+            if m not in bench_model_names():
+                raise ValueError(f"bench: unknown model {m!r}; choose from {list(bench_model_names())}")
         if self.scaling_mode not in ("infer", "train", "convert"):
             raise ValueError(f"bench: scaling mode must be infer, train or convert, got {self.scaling_mode!r}")
         if self.scaling_sizes and (len(self.scaling_sizes) < 2 or min(self.scaling_sizes) < 1):

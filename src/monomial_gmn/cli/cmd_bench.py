@@ -19,6 +19,9 @@ def _names(text: str) -> list[str]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..models import list_models, model_info  # torch-free; the benchmark times the SGD-trained models
+
+    trainable = ",".join(m for m in list_models() if model_info(m).trainable)
     p = sub.add_parser(
         "bench", help="measure training/inference throughput, peak memory, conversion speed and scaling",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -36,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                "Models that are not installed are reported as skipped with the reason.")
     p.add_argument("--quick", action="store_true",
                    help="tiny setting (batch 4, hidden 8, 1 layer, 256-net conversion, scaling 16/32/48)")
-    p.add_argument("--models", type=_names, help="comma-separated: monomial,gmn,statnn,np (default: all)")
+    p.add_argument("--models", type=_names, help=f"comma-separated: {trainable} (default: all)")
     p.add_argument("--shapes", type=_names, help="comma-separated: cnn,siren (default: both)")
     p.add_argument("--batch", type=int, help="nets per batch (default 64)")
     p.add_argument("--hidden", type=int, help="hidden width (default 128)")

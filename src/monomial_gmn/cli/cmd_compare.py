@@ -60,8 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train import compare
-    from ..train._compare import parse_levels, parse_models
+    from ..train import compare, parse_levels, parse_models
     from .cmd_train import config_from_args
 
     models, levels = parse_models(args.models), parse_levels(args.augment_levels)

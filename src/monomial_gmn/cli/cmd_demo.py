@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..train import compare
-    from ..train._compare import parse_levels, parse_models
+    from ..train import parse_levels, parse_models
 
     import torch
 

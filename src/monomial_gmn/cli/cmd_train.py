@@ -9,7 +9,6 @@ import re
 import sys
 
 TASK_NAMES = ("generalization", "inr-classification", "inr-editing")
-MODELS = ("monomial", "gmn", "statnn", "np", "statnn-gbm", "invariant-gbm")
 
 
 def one_line_errors(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -65,6 +64,8 @@ def _json_object(text: str) -> dict:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..models import list_models  # the one list of models (torch-free)
+
     p = sub.add_parser(
         "train", help="train a metanetwork on a zoo",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -88,7 +89,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                "with the same metrics as an uninterrupted run.")
     p.add_argument("--zoo", required=True, help="zoo directory or file (any supported format)")
     p.add_argument("--task", required=True, help=f"one of: {', '.join(TASK_NAMES)}")
-    p.add_argument("--model", required=True, help=f"one of: {', '.join(MODELS)}")
+    p.add_argument("--model", required=True, help=f"one of: {', '.join(list_models())} (the model registry, "
+                                                  f"monomial_gmn.models)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--augment", default="none", help="training augmentation (default: none)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
