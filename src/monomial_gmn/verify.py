@@ -79,10 +79,10 @@ def verify_symmetry(module: nn.Module, example_input: Any, n_samples: int = 8, m
                     method: str = "auto", rtol: float | None = None, permute: bool = True) -> SymmetryReport:
     """Apply sampled elements of the network's claimed monomial group to it and measure the output change.
 
-    Each element g (a permutation of every block and a factor per neuron, drawn from the claimed symmetries:
-    d > 0 for ``positive_scale``, ±1 for ``sign``, any d ≠ 0 for ``scale``, 1 for ``none``) transforms the
-    parameter graph by the law b_i → d_i b_i, W[i, j] → d_i W[i, j] / d_j; the result is loaded back into a copy
-    of the module (name-based inverse map) and run on ``example_input`` in eval mode.
+    Each element g (a permutation of every block and a factor per neuron, drawn from the factor sets of the
+    claimed symmetries, :mod:`monomial_gmn.graph._symmetry`) transforms the parameter graph by the law of
+    :mod:`monomial_gmn.graph._parameter_graph`; the result is loaded back into a copy of the module (name-based
+    inverse map) and run on ``example_input`` in eval mode.
 
     Args:
         module: any network :func:`monomial_gmn.to_graph` converts (Sequential walker or torch.fx).

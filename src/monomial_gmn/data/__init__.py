@@ -17,7 +17,7 @@ from ._digest import zoo_digest
 from ._digits import digits, upsample
 from ._format import read_zoo, save_zoo
 from ._load import detect_format, filter_zoo, load_zoo
-from ._siren_dir import read_siren_dir
+from ._siren_dir import LABEL_SOURCES, read_siren_dir
 from ._small_cnn import read_small_cnn_zoo
 from ._zoo import Zoo
 
@@ -25,5 +25,5 @@ __all__ = [
     "Zoo", "load_zoo", "build_zoo", "merge_shards", "save_zoo", "read_zoo", "read_small_cnn_zoo", "read_siren_dir",
     "detect_format", "filter_zoo", "concat_zoos", "zoo_digest", "RandomMonomial", "Architecture", "SamePad2d",
     "digits_cnn_architecture", "siren_architecture", "digits", "upsample", "siren_grid", "siren_init", "CNN_DEFAULTS",
-    "SIREN_DEFAULTS", "KINDS", "ACTIVATIONS",
+    "SIREN_DEFAULTS", "KINDS", "ACTIVATIONS", "LABEL_SOURCES",
 ]

@@ -13,7 +13,24 @@ from torch_geometric.data import Batch
 from ._parameter_graph import ParameterGraph, kernel_side
 from ._spec import GraphSpec
 
-__all__ = ["batch_graphs", "batch_stacked", "GraphLoader"]
+__all__ = ["batch_graphs", "batch_stacked", "GraphLoader", "graph_ids"]
+
+
+def graph_ids(batch: Any, num_nodes: int | None = None, device: torch.device | str | None = None) -> Tensor:
+    """[N] long: the graph each node belongs to — ``batch.batch`` of a PyG ``Batch``, zeros for one graph.
+
+    ``num_nodes`` and ``device`` size and place the zeros (default: ``batch.num_nodes`` and the device of
+    ``batch.x``); they are not used when ``batch`` carries its batch vector.
+    """
+    ids = getattr(batch, "batch", None)
+    if ids is not None:
+        return ids
+    if num_nodes is None:
+        num_nodes = int(batch.num_nodes)
+    if device is None:
+        x = getattr(batch, "x", None)
+        device = x.device if x is not None else None
+    return torch.zeros(num_nodes, dtype=torch.long, device=device)
 
 
 def batch_graphs(graphs: Sequence[ParameterGraph]) -> Batch:

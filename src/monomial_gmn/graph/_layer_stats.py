@@ -18,15 +18,15 @@ from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.utils import scatter
 
+from ._batch import graph_ids
+
 __all__ = ["graph_index", "network_depth", "kernel_window", "layer_values", "layer_rms"]
 
 
 def graph_index(data: Data) -> tuple[Tensor, int]:
     """(node → graph id [N], number of graphs B); a single ParameterGraph is a batch of one."""
-    batch = getattr(data, "batch", None)
-    if batch is None:
-        return torch.zeros(data.num_nodes, dtype=torch.long, device=data.x.device), 1
-    return batch, int(data.num_graphs)
+    multi = getattr(data, "batch", None) is not None
+    return graph_ids(data), (int(data.num_graphs) if multi else 1)
 
 
 def network_depth(data: Data) -> Tensor:

@@ -26,10 +26,16 @@ field          shape / dtype  meaning
 ``edge_layer`` [E] long       index of the parametric layer that owns the edge (0-based)
 =============  =============  ===============================================================================
 
-Transformation law (used by every layer, head, augmentation and test): for a group element with a
-permutation π of the neurons of each block and a factor d_i per hidden neuron (d = 1 for fixed neurons),
-    b_{π(i)} ← d_i · b_i,        W[π(i), π(j)] ← d_i · W[i, j] / d_j.
-``d_i`` is drawn from the neuron's symmetry: d > 0 (positive_scale), ±1 (sign), any d ≠ 0 (scale), 1 (none).
+Transformation law (the single place it is stated; every layer, head, augmentation, canonical form and test
+cites it): a group element g = (π, d) is a permutation π of the neurons of each block and a factor d_i per
+hidden neuron. Input and output neurons are fixed: d = 1 and never permuted. For every neuron i and edge j → i,
+    b_{π(i)} ← d_i · b_i,        W[π(i), π(j)] ← d_i · W[i, j] / d_j,
+i.e. ``x`` row i is multiplied by d_i and ``edge_attr`` row (j → i) by d_i / d_j, every column alike (a whole
+kernel moves with its channel pair), and the edges are put back in canonical order. Features computed from a
+graph that are *equivariant* transform the same way, channel-wise: node features h_i [C] → d_i · h_i, edge
+features e_{j→i} [C] → (d_i / d_j) · e_{j→i}. The set d_i is drawn from is fixed by the neuron's symmetry
+code (the table of :mod:`monomial_gmn.graph._symmetry`). Implemented by
+:class:`monomial_gmn.group.MonomialTransform`.
 
 Graphs of different architectures batch together with :func:`monomial_gmn.batch_graphs` (it pads
 ``edge_attr`` to a common canvas) or PyG's ``Batch`` when canvases already agree.

@@ -1,7 +1,9 @@
 """Per-neuron symmetry and role codes, and the algebra that derives a neuron's symmetry from the ops after it.
 
 A hidden neuron's *symmetry* is the set of factors d_i for which scaling the neuron's pre-activation by
-d_i can be undone by the next layer (see :mod:`monomial_gmn.graph` for the transformation law):
+d_i can be undone by the next layer (the transformation law: :mod:`monomial_gmn.graph._parameter_graph`).
+The table below is the one place the factor sets are written down; code reads them from :data:`FACTORS`
+(through :func:`magnitude_free` and :func:`sign_free`):
 
 =================  ==========================  =========================================================
 code               factors d_i                 ops after the neuron that give it
@@ -20,7 +22,9 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Symmetry", "Role", "meet"]
+from torch import Tensor
+
+__all__ = ["Symmetry", "Role", "meet", "FACTORS", "magnitude_free", "sign_free"]
 
 
 class Symmetry(enum.IntEnum):
@@ -47,6 +51,36 @@ class Symmetry(enum.IntEnum):
     @property
     def label(self) -> str:
         return self.name.lower()
+
+
+#: The factor set of each code as (|d| free, sign of d free): d = 1 (fixed, none), d > 0 (positive_scale),
+#: d = ±1 (sign), d ≠ 0 (scale). Fixed neurons are moreover never permuted.
+FACTORS: dict[Symmetry, tuple[bool, bool]] = {
+    Symmetry.FIXED: (False, False),
+    Symmetry.NONE: (False, False),
+    Symmetry.POSITIVE_SCALE: (True, False),
+    Symmetry.SIGN: (False, True),
+    Symmetry.SCALE: (True, True),
+}
+_MAGNITUDE_FREE = tuple(s for s, (mag, _) in FACTORS.items() if mag)
+_SIGN_FREE = tuple(s for s, (_, sign) in FACTORS.items() if sign)
+
+
+def _any_code(sym: Tensor, codes: tuple[Symmetry, ...]) -> Tensor:
+    out = sym == codes[0]
+    for code in codes[1:]:
+        out = out | (sym == code)
+    return out
+
+
+def magnitude_free(sym: Tensor) -> Tensor:
+    """Bool mask (shape of ``sym``, long codes): neurons whose factor may have any magnitude (positive_scale, scale)."""
+    return _any_code(sym, _MAGNITUDE_FREE)
+
+
+def sign_free(sym: Tensor) -> Tensor:
+    """Bool mask (shape of ``sym``, long codes): neurons whose factor may be negative (sign, scale)."""
+    return _any_code(sym, _SIGN_FREE)
 
 
 class Role(enum.IntEnum):

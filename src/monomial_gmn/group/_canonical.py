@@ -1,7 +1,7 @@
 """Canonical forms: a map from each network to a representative of its orbit under scalings and signs.
 
-The law is the one of :mod:`monomial_gmn.graph._parameter_graph` (``b_i → d_i b_i``,
-``W[i, j] → d_i W[i, j] / d_j``). A canonical form removes the factors d and keeps the permutation:
+The group acts by the law of :mod:`monomial_gmn.graph._parameter_graph`. A canonical form removes the factors d
+and keeps the permutation:
 ``canonical_form(g·G).graph == π_g·canonical_form(G).graph`` for every group element g = (π, d). A
 permutation-equivariant network run on the canonical form is then exactly invariant (or, with the edit mapped
 back by :meth:`CanonicalForm.lift`, exactly equivariant) under the whole monomial group: canonicalisation in
@@ -62,7 +62,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from ..graph._symmetry import Symmetry
+from ..graph import Symmetry, graph_ids, magnitude_free, sign_free
 from ._structure import SymmetryStructure
 
 __all__ = ["CanonicalForm", "canonical_form", "CANONICAL_SCALES"]
@@ -161,8 +161,7 @@ def _orient(x: Tensor, e: Tensor, src: Tensor, dst: Tensor, slot: Tensor, sym: T
     whose outgoing weights are zeroed (the copies of a slot before its first non-zero incoming vector: each
     computes act(0 + earlier copies) = 0)."""
     dev = x.device
-    scaled = (sym == Symmetry.POSITIVE_SCALE) | (sym == Symmetry.SCALE)
-    signed = (sym == Symmetry.SIGN) | (sym == Symmetry.SCALE)
+    scaled, signed = magnitude_free(sym), sign_free(sym)
     movable = scaled | signed
     f = torch.ones(S + 1, dtype=torch.float64, device=dev)
     done = ~movable
@@ -202,7 +201,7 @@ def _balance(batch_of: Data, x: Tensor, e: Tensor, src: Tensor, dst: Tensor, slo
              f: Tensor, dead: Tensor, zeroed: Tensor, S: int, tol: float, max_sweeps: int) -> tuple[Tensor, int]:
     """Step 2: least-energy positive rescaling of the oriented network; returns (f·e^u [S+1], sweeps)."""
     dev = x.device
-    free = ((sym == Symmetry.POSITIVE_SCALE) | (sym == Symmetry.SCALE)) & ~dead
+    free = magnitude_free(sym) & ~dead
     if not bool(free.any()):
         return f, 0
     ss, sd = slot[src], slot[dst]
@@ -227,11 +226,10 @@ def _balance(batch_of: Data, x: Tensor, e: Tensor, src: Tensor, dst: Tensor, slo
                        bw[idx], 0.125 if coupled else 0.25))
     # each network stops on its own once its largest update is <= tol: a network's result does not depend on
     # the other networks of its batch
-    bvec = getattr(batch_of, "batch", None)
-    num_graphs = int(bvec.max()) + 1 if bvec is not None and bvec.numel() else 1
+    bvec = graph_ids(batch_of, x.shape[0], dev)
+    num_graphs = int(bvec.max()) + 1 if bvec.numel() else 1
     slot_graph = torch.zeros(S + 1, dtype=torch.long, device=dev)
-    if bvec is not None:
-        slot_graph[slot] = bvec
+    slot_graph[slot] = bvec
     active = torch.ones(num_graphs, dtype=torch.bool, device=dev)
     u = torch.zeros(S + 1, dtype=torch.float64, device=dev)
     for sweep in range(1, max_sweeps + 1):

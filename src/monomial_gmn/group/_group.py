@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch_geometric.data import Data
 
-from ..graph._symmetry import Symmetry
+from ..graph import magnitude_free, sign_free
 from ._structure import SymmetryStructure
 from ._transform import MonomialTransform
 
@@ -19,8 +19,8 @@ __all__ = ["MonomialGroup", "sample_transform", "random_transform"]
 class MonomialGroup:
     """The group G = ∏_blocks (S_n ⋉ D_n) acting on one network's graph (or on every graph in a batch).
 
-    Each hidden neuron's factor set comes from its symmetry: d > 0 (positive_scale), d = ±1 (sign),
-    d ≠ 0 (scale), d = 1 (none); fixed neurons are never moved. The law is in :class:`MonomialTransform`.
+    Each hidden neuron's factor set comes from its symmetry (the table of :mod:`monomial_gmn.graph._symmetry`);
+    fixed neurons are never moved. The law: :mod:`monomial_gmn.graph._parameter_graph`.
 
     Args:
         obj: a ParameterGraph, a PyG Batch of them, or an nn.Module (converted with ``to_graph``).
@@ -82,11 +82,7 @@ class MonomialGroup:
             raise ValueError(f"distribution must be 'loguniform' or 'uniform', not {distribution!r}")
         sign = torch.where(torch.rand(s.num_slots, generator=generator, dtype=torch.float64) < 0.5, -1.0, 1.0)
         sym = s.slot_sym.cpu()
-        d = torch.ones(s.num_slots, dtype=torch.float64)
-        d = torch.where(sym == Symmetry.POSITIVE_SCALE, mag, d)
-        d = torch.where(sym == Symmetry.SIGN, sign, d)
-        d = torch.where(sym == Symmetry.SCALE, mag * sign, d)
-        return d.to(s.device)
+        return _factors(sym, mag, sign).to(s.device)
 
     def sample(self, generator: torch.Generator | None = None, max_scale: float = 10.0,
                scale_range: tuple[float, float] | None = None, distribution: str = "loguniform",
@@ -107,11 +103,8 @@ class MonomialGroup:
         d = self.sample_factors(generator, max_scale=max_scale)
         s = self.structure
         extreme_mag = torch.where(torch.arange(s.num_slots) % 2 == 0, max_scale, 1.0 / max_scale).to(torch.float64)
-        extreme = self.sample_factors(generator, max_scale=max_scale).sign().cpu() * extreme_mag
-        sym = s.slot_sym.cpu()
-        extreme = torch.where((sym == Symmetry.POSITIVE_SCALE), extreme_mag, extreme)
-        extreme = torch.where((sym == Symmetry.NONE) | (sym == Symmetry.FIXED), torch.ones_like(extreme), extreme)
-        extreme = torch.where(sym == Symmetry.SIGN, extreme.sign(), extreme).to(s.device)
+        signs = self.sample_factors(generator, max_scale=max_scale).sign().cpu()
+        extreme = _factors(s.slot_sym.cpu(), extreme_mag, signs).to(s.device)
         return [
             ("identity", ident),
             ("permutation", MonomialTransform(s, perm, ident.factor)),
@@ -119,6 +112,13 @@ class MonomialGroup:
             ("mixed", MonomialTransform(s, perm, d)),
             ("extreme", MonomialTransform(s, perm, extreme)),
         ]
+
+
+def _factors(sym: torch.Tensor, magnitude: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    """[S] float64 factors: ``magnitude`` where the code frees |d|, times ``sign`` where it frees the sign, else 1
+    (the factor sets of :data:`monomial_gmn.graph.FACTORS`)."""
+    one = torch.ones((), dtype=torch.float64)
+    return torch.where(magnitude_free(sym), magnitude, one) * torch.where(sign_free(sym), sign, one)
 
 
 def _scale_bounds(max_scale: float, scale_range: tuple[float, float] | None) -> tuple[float, float]:

@@ -7,7 +7,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.utils import scatter
 
-from ..graph._symmetry import Symmetry
+from ..graph import Symmetry, graph_ids
 
 __all__ = ["SymmetryStructure"]
 
@@ -33,9 +33,7 @@ class SymmetryStructure:
                 raise ValueError(f"the graph has no '{key}' field; make it with monomial_gmn.to_graph")
         device = block.device
         self.num_nodes = int(block.numel())
-        batch = getattr(graph, "batch", None)
-        if batch is None:
-            batch = torch.zeros(self.num_nodes, dtype=torch.long, device=device)
+        batch = graph_ids(graph, self.num_nodes, device)
         num_graphs = int(getattr(graph, "num_graphs", 1) or 1)
         nb = scatter(block + 1, batch, dim=0, dim_size=num_graphs, reduce="max")
         boff = torch.cumsum(nb, 0) - nb

@@ -18,11 +18,8 @@ _STRUCTURE_KEYS = ("layer", "role", "sym", "block", "pos", "batch", "ptr")
 class MonomialTransform:
     """g = (π, d): a permutation π of the slots of each block and a factor d per slot.
 
-    Transformation law (on graphs, modules and any ParameterGraph-shaped features): for hidden neuron i
-    with factor d_i and every edge j → i,
-        x_{π(i)} ← d_i · x_i,          e_{π(j) → π(i)} ← (d_i / d_j) · e_{j → i},
-    applied to every column of ``x`` and ``edge_attr``; fixed (input/output) neurons have d = 1, π = id.
-    ``(g @ h)(G) == g(h(G))``; ``(~g)(g(G)) == G``.
+    Acts on graphs, modules and any ParameterGraph-shaped features by the transformation law of
+    :mod:`monomial_gmn.graph._parameter_graph`. ``(g @ h)(G) == g(h(G))``; ``(~g)(g(G)) == G``.
 
     Attributes:
         structure: the :class:`SymmetryStructure` this element belongs to.

@@ -1,7 +1,6 @@
 """Per-neuron canonicalisation (invariants of the monomial group) and small graph utilities shared by layers/heads.
 
-Transformation law (see :mod:`monomial_gmn.graph._parameter_graph`): a node feature ``h_i`` [C] of hidden
-neuron i maps to ``d_i · h_i`` (every channel), an edge feature of edge j → i maps to ``d_i / d_j · e``.
+Node and edge features transform by the law of :mod:`monomial_gmn.graph._parameter_graph` (channel-wise).
 The factor set of d_i is fixed by the neuron's :class:`~monomial_gmn.Symmetry` code, so the canonical
 (invariant) form is chosen per node, vectorised with ``torch.where``: one batch can mix ReLU, tanh and SIREN
 nets and one net can mix activations.
@@ -13,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
-from ..graph._symmetry import Role, Symmetry
+from ..graph import Role, Symmetry, graph_ids, magnitude_free, sign_free
 
 __all__ = ["Canonicalize", "TINY", "node_sym", "fixed_index", "inverse_norm2", "role_pool", "d1_mask"]
 
@@ -32,7 +31,7 @@ def node_sym(batch, sym: Tensor | None) -> Tensor:
 
 def d1_mask(sym: Tensor) -> Tensor:
     """[N] bool: neurons whose factor is always 1 (fixed input/output neurons and symmetry ``none``)."""
-    return (sym == Symmetry.FIXED) | (sym == Symmetry.NONE)
+    return ~(magnitude_free(sym) | sign_free(sym))
 
 
 def inverse_norm2(n2: Tensor, sym: Tensor) -> Tensor:
@@ -41,7 +40,7 @@ def inverse_norm2(n2: Tensor, sym: Tensor) -> Tensor:
     ``n2`` (e.g. ``||h_i||²``, [N, 1]) clamped at :data:`TINY` for neurons with non-unit |d| (positive_scale,
     scale); ``n2 + 1`` where |d| = 1 (sign, none, fixed), which is bounded and still exactly invariant.
     """
-    homog = ((sym == Symmetry.POSITIVE_SCALE) | (sym == Symmetry.SCALE)).unsqueeze(-1)
+    homog = magnitude_free(sym).unsqueeze(-1)
     return torch.where(homog, n2.clamp_min(TINY), n2 + 1.0)
 
 
@@ -103,7 +102,7 @@ class Canonicalize(nn.Module):
         # α = 1 (fixed, none) | 1/‖h‖ (positive_scale) | 0 (sign, scale),  β = 1/‖h‖ (sign) | 1/‖h‖² (scale) | 0
         s = sym.unsqueeze(-1)
         sign, scale = s == Symmetry.SIGN, s == Symmetry.SCALE
-        quad = sign | scale
+        quad = sign_free(s)
         one = torch.ones((), dtype=h.dtype, device=h.device)
         zero = torch.zeros((), dtype=h.dtype, device=h.device)
         alpha = torch.where(s == Symmetry.POSITIVE_SCALE, rn, torch.where(quad, zero, one))
@@ -127,9 +126,7 @@ def fixed_index(batch, num_nodes: int, device) -> Tensor:
     ar = torch.arange(num_nodes, device=device)
     if layer is None:
         return torch.zeros(num_nodes, dtype=torch.long, device=device)
-    bvec = getattr(batch, "batch", None)
-    if bvec is None:
-        bvec = torch.zeros(num_nodes, dtype=torch.long, device=device)
+    bvec = graph_ids(batch, num_nodes, device)
     key = bvec * (int(layer.max()) + 1 if num_nodes else 1) + layer
     first = scatter(ar, key, 0, dim_size=int(key.max()) + 1 if num_nodes else 0, reduce="min")
     return ar - first[key]
@@ -138,9 +135,7 @@ def fixed_index(batch, num_nodes: int, device) -> Tensor:
 def role_pool(feat: Tensor, batch, num_graphs: int, reduce: str = "mean") -> Tensor:
     """Pool node features per (graph, role) -> [B, 3, C] (input, hidden, output); empty groups give 0."""
     n = feat.shape[0]
-    bvec = getattr(batch, "batch", None)
-    if bvec is None:
-        bvec = torch.zeros(n, dtype=torch.long, device=feat.device)
+    bvec = graph_ids(batch, n, feat.device)
     role = getattr(batch, "role", None)
     if role is None:
         role = torch.full((n,), int(Role.HIDDEN), dtype=torch.long, device=feat.device)

@@ -9,17 +9,12 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.utils import scatter
 
-from ..graph._symmetry import Role
+from ..graph import Role, graph_ids
 from ._canon import d1_mask, fixed_index
 from ._kernel import canvas_weight
 from ._ops import Segments, gather_mul
 
 __all__ = ["GraphEncoder"]
-
-
-def _graph_ids(batch, n: int, device) -> Tensor:
-    bvec = getattr(batch, "batch", None)
-    return bvec if bvec is not None else torch.zeros(n, dtype=torch.long, device=device)
 
 
 class GraphEncoder(nn.Module):
@@ -89,7 +84,7 @@ class GraphEncoder(nn.Module):
         n = role.shape[0]
         device = role.device
         nl = self.max_layer + 1
-        gid = _graph_ids(batch, n, device)
+        gid = graph_ids(batch, n, device)
         depth = scatter(layer, gid, 0, dim_size=int(gid.max()) + 1 if n else 0, reduce="max")[gid]
         lay = layer.clamp_max(self.max_layer)
         rev = (depth - layer).clamp(0, self.max_layer)

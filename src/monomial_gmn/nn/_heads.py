@@ -17,8 +17,8 @@ Both heads take the backbone's final features plus the batch they came from::
   monomial group should leave it ``None``. A permutation-only baseline passes
   ``torch.full_like(batch.sym, Symmetry.NONE)``: "no canonicalisation, the features are already invariant".
 
-Law (the monomial group of each network, see :mod:`monomial_gmn.graph._parameter_graph`): the heads expect
-``h_i -> d_i h_i`` and ``e_{j->i} -> d_i/d_j e_{j->i}`` channel-wise. :class:`InvariantHead` returns
+Law: the heads expect ``h`` and ``e`` to transform channel-wise by the law of
+:mod:`monomial_gmn.graph._parameter_graph` (the monomial group of each network). :class:`InvariantHead` returns
 [B, out_dim] unchanged under the group; :class:`EquivariantHead` returns a graph transforming by the law.
 Input/output neurons are never permuted, so they get per-index embeddings; their counts vary between
 architectures, so they are pooled per role, never by a fixed count.
@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
-from ..graph._symmetry import Role
+from ..graph import Role, graph_ids
 from ._canon import Canonicalize, fixed_index, node_sym, role_pool
 from ._kernel import canvas_weight
 
@@ -197,8 +197,7 @@ class EquivariantHead(nn.Module):
         if a0.shape[1] == 1:
             return torch.ones_like(a0)
         src = batch.edge_index[0]
-        bvec = getattr(batch, "batch", None)
-        g = bvec[src] if bvec is not None else torch.zeros_like(src)
+        g = graph_ids(batch, device=src.device)[src]
         lay = getattr(batch, "edge_layer", None)
         lay = lay if lay is not None else torch.zeros_like(src)
         key = g * (int(lay.max()) + 1 if lay.numel() else 1) + lay

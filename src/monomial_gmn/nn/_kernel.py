@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..graph._parameter_graph import kernel_side
+from ..graph import kernel_side
 
 __all__ = ["canvas_index", "canvas_weight"]
 

@@ -43,8 +43,8 @@ class MonomialMPLayer(nn.Module):
     projections and gates are computed on nodes and gathered once per direction; per edge there is one
     bias-free projection ``A e``, a few element-wise products and segment-sum aggregation (:mod:`._ops`).
 
-    Law: ``layer(g·h, g·e, g·ε) == g·layer(h, e, ε)`` for h_i → d_i h_i, e_{ji} → d_i/d_j e_{ji} (every
-    channel), ε_i → d_i² ε_i.
+    Law: ``layer(g·h, g·e, g·ε) == g·layer(h, e, ε)`` for g acting on h and e by the law of
+    :mod:`monomial_gmn.graph._parameter_graph` (every channel) and on the energy by ε_i → d_i² ε_i.
 
     Args:
         channels: C, node feature width.

@@ -16,9 +16,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.utils import scatter
 
-from ..graph._layer_stats import graph_index, layer_rms
-from ..graph._parameter_graph import kernel_side, pad_canvas
-from ..graph._symmetry import Role, Symmetry
+from ..graph import Role, Symmetry, graph_index, kernel_side, layer_rms, pad_canvas
 from ._canon import fixed_index
 from ._heads import EquivariantHead, InvariantHead
 

@@ -9,7 +9,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..graph._modules import Sine
+from ..graph import Sine
 
 __all__ = ["random_network", "ACTIVATIONS"]
 
