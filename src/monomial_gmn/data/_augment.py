@@ -1,4 +1,7 @@
-"""Augmentation with the monomial group: a PyG-style transform applying a random group element per net."""
+"""Augmentation with the monomial group: a PyG-style transform applying a random group element per net.
+
+The library's one augmenter: the trainer's ``--augment`` specs (:class:`monomial_gmn.train.Augment`) apply it.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +19,8 @@ class RandomMonomial(BaseTransform):
 
     For every hidden neuron i, a permutation inside its layer and a factor :math:`d_i` — drawn from
     :math:`U[1, s]` with :math:`s = 10^{\text{level}}` after ReLU-like activations (the paper's levels
-    s = 10, 10², 10³, 10⁴), a random sign after tanh/sin, 1 elsewhere — then the law
-    :math:`b_i \to d_i b_i,\; W_{ij} \to d_i W_{ij} / d_j` (see :class:`monomial_gmn.ParameterGraph`).
+    s = 10, 10², 10³, 10⁴), a random sign after tanh/sin, 1 elsewhere — applied by the law of
+    :mod:`monomial_gmn.graph._parameter_graph`.
     Works on one ParameterGraph or a whole PyG ``Batch`` (one independent element per graph, vectorised).
     The sampling and the action are those of :class:`monomial_gmn.MonomialGroup`.
 
@@ -47,15 +50,18 @@ class RandomMonomial(BaseTransform):
         """Level 0 (s = 1 from ``level``) is the identity; so is s = 1 without permutations."""
         return self.scale == 1.0 and (self.level is not None or not self.permute)
 
-    def sample(self, data: Data):
-        """The group element that :meth:`forward` would apply to ``data`` (advances the generator)."""
-        return MonomialGroup(data).sample(generator=self.generator, scale_range=(1.0, self.scale),
+    def sample(self, data: Data, generator: torch.Generator | None = None):
+        """The group element that :meth:`forward` would apply to ``data``; advances ``generator`` (default: the
+        transform's own)."""
+        gen = generator if generator is not None else self.generator
+        return MonomialGroup(data).sample(generator=gen, scale_range=(1.0, self.scale),
                                           distribution=self.distribution, permute=self.permute)
 
-    def forward(self, data: Data) -> Data:
+    def forward(self, data: Data, generator: torch.Generator | None = None) -> Data:
+        """A transformed copy of a graph or PyG Batch; ``generator`` overrides the transform's own for this call."""
         if self.is_identity:
             return data
-        return self.sample(data).act_graph(data)
+        return self.sample(data, generator).act_graph(data)
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(scale={self.scale:g}, permute={self.permute}, "

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 import torch
 from torch_geometric.data import Data
 
-from ..group import MonomialGroup
-
 __all__ = ["Augment", "parse_augment", "augment_level_bound"]
 
 
@@ -56,9 +54,9 @@ class Augment:
         """A transformed copy of a graph or PyG Batch (each graph gets its own independent element)."""
         if self.bound is None:
             return batch
-        g = MonomialGroup(batch).sample(generator=generator, scale_range=(1.0, self.bound),
-                                        distribution="uniform")
-        return g(batch)
+        from ..data import RandomMonomial
+
+        return RandomMonomial(scale=self.bound).forward(batch, generator)
 
 
 def parse_augment(spec: "str | float | int | Augment | None") -> Augment:
