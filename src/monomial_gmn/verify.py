@@ -19,13 +19,15 @@ from torch import Tensor, nn
 
 from .graph import ParameterGraph, graph_spec
 from .group import MonomialGroup
+from .testing import default_tolerance
 
 __all__ = ["verify_symmetry", "SymmetryReport", "default_verify_tolerance"]
 
 
 def default_verify_tolerance(dtype: torch.dtype) -> float:
-    """Largest accepted relative output change: 1e-9 for float64, 1e-4 for float32, 1e-2 otherwise."""
-    return {torch.float64: 1e-9, torch.float32: 1e-4}.get(dtype, 1e-2)
+    """Largest accepted relative output change (the ``"output"`` column of
+    :data:`monomial_gmn.testing.TOLERANCES`): 1e-9 for float64, 1e-4 for float32, 1e-2 otherwise."""
+    return default_tolerance(dtype, "output")
 
 
 @dataclass

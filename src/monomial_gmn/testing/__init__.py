@@ -5,7 +5,7 @@
   activations, flatten over spatial maps) with an example input.
 """
 
-from ._equivariance import assert_equivariant, default_tolerance, relative_error
+from ._equivariance import TOLERANCES, assert_equivariant, default_tolerance, relative_error
 from ._networks import random_network
 
-__all__ = ["assert_equivariant", "default_tolerance", "relative_error", "random_network"]
+__all__ = ["assert_equivariant", "default_tolerance", "relative_error", "random_network", "TOLERANCES"]

@@ -10,12 +10,26 @@ from torch_geometric.data import Data
 
 from ..group import MonomialGroup, MonomialTransform
 
-__all__ = ["assert_equivariant", "default_tolerance", "relative_error"]
+__all__ = ["assert_equivariant", "default_tolerance", "relative_error", "TOLERANCES"]
+
+#: The one table of accepted relative errors of the library's exactness checks, per dtype and check:
+#: ``"graph"`` — a model's output on a transformed graph (:func:`assert_equivariant`); ``"output"`` — a
+#: network's output after a group element acts on its weights (:func:`monomial_gmn.verify_symmetry`; the
+#: network's own forward pass adds rounding). Any other dtype: :data:`OTHER_DTYPES`.
+TOLERANCES: dict[torch.dtype, dict[str, float]] = {
+    torch.float64: {"graph": 1e-10, "output": 1e-9},
+    torch.float32: {"graph": 1e-5, "output": 1e-4},
+}
+OTHER_DTYPES = 1e-2
 
 
-def default_tolerance(dtype: torch.dtype) -> float:
-    """Largest accepted relative error: 1e-5 for float32, 1e-10 for float64."""
-    return {torch.float64: 1e-10, torch.float32: 1e-5}.get(dtype, 1e-2)
+def default_tolerance(dtype: torch.dtype, check: str = "graph") -> float:
+    """Largest accepted relative error of ``check`` (``"graph"`` or ``"output"``) in ``dtype``, from
+    :data:`TOLERANCES`: graph 1e-10 / 1e-5, output 1e-9 / 1e-4 for float64 / float32; 1e-2 otherwise."""
+    if check not in ("graph", "output"):
+        raise ValueError(f"check must be 'graph' or 'output', not {check!r}")
+    row = TOLERANCES.get(dtype)
+    return row[check] if row is not None else OTHER_DTYPES
 
 
 def relative_error(a: Tensor, b: Tensor) -> float:
