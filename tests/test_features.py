@@ -265,21 +265,25 @@ def test_invariant_feature_mlp_is_invariant_and_trains():
     assert loss.item() < 0.5 * first
 
 
-def test_monomial_gmn_feature_readout_option_is_exactly_invariant():
+def test_monomial_gmn_feature_readout_part_is_exactly_invariant():
+    from monomial_gmn.models import ComposedModel, build_model
     from monomial_gmn.nn import MonomialGMN
 
     torch.manual_seed(0)
     graphs = [mg.to_graph(_small_cnn("relu" if s % 2 else "tanh", seed=s)) for s in range(4)]
     batch = mg.batch_graphs(graphs)
-    model = MonomialGMN(out_dim=1, hidden_dim=8, num_layers=2, feature_readout=True, feature_slots=4)
+    model = build_model("monomial", out_dim=1, hidden_dim=8, num_layers=2, feature_readout=True, feature_slots=4)
+    assert isinstance(model, ComposedModel) and isinstance(model.backbone, MonomialGMN)
     model.fit_normalizer(b for b in [batch])                    # a one-shot iterable, as the trainer passes
-    assert int(model.feature_head.standardize.count) == 4
+    assert int(model.parts["features"].standardize.count) == 4
     model.eval()
     plain = MonomialGMN(out_dim=1, hidden_dim=8, num_layers=2)
     assert sum(p.numel() for p in model.parameters()) > sum(p.numel() for p in plain.parameters())
     assert_equivariant(model, batch, mode="invariant", generator=torch.Generator().manual_seed(1))
-    with pytest.raises(ValueError, match="feature_readout"):
-        MonomialGMN(readout="equivariant", feature_readout=True)
+    with pytest.raises(ValueError, match="readout='invariant'"):
+        build_model("monomial", out_dim=1, readout="equivariant", feature_readout=True)
+    with pytest.raises(TypeError, match="feature_readout"):          # no longer an option of the backbone
+        MonomialGMN(out_dim=1, feature_readout=True)
 
 
 # ---------------------------------------------------------------- balanced representative

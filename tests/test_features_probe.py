@@ -8,7 +8,7 @@ import monomial_gmn as mg
 from monomial_gmn._errors import GraphMismatchError
 from monomial_gmn.data import Architecture, digits_cnn_architecture, siren_architecture
 from monomial_gmn.features import InvariantFeatureMLP, InvariantGBM, ProbeFeatures, probe_feature_names
-from monomial_gmn.nn import MonomialGMN
+from monomial_gmn.models import build_model
 from monomial_gmn.testing import assert_equivariant
 
 _ACTS = ("relu", "tanh", "leaky_relu", "sine", "gelu", "identity")
@@ -80,16 +80,14 @@ def test_probe_bank_fed_in_chunks_gives_the_same_outputs(monkeypatch):
     pf = ProbeFeatures(archs, num_probes=20, seed=1, scales=[0.5, 2.0])
     batch, flats = _batch(archs, per_arch=3, dtype=torch.float64)
     whole = pf.outputs(batch)
-    from monomial_gmn.data import _functional
-
-    calls, orig = [], _functional.stacked_forward
+    calls, orig = [], probe_mod.stacked_forward
 
     def counting(arch, params, x, *args, **kwargs):
         calls.append(x.shape[0])
         return orig(arch, params, x, *args, **kwargs)
 
     monkeypatch.setattr(probe_mod, "_MAX_FORWARD_ROWS", 7)  # 3 networks → 2 probes a pass
-    monkeypatch.setattr(_functional, "stacked_forward", counting)
+    monkeypatch.setattr(probe_mod, "stacked_forward", counting)
     chunked = pf.outputs(batch)
     assert max(calls) == 2 and sum(calls) == 2 * 40  # 40 probes (20 × 2 scales) per architecture
     torch.testing.assert_close(chunked, whole, rtol=1e-12, atol=1e-12)
@@ -177,25 +175,29 @@ def test_errors_name_what_is_wrong():
     with pytest.raises(ValueError, match="output counts"):
         ProbeFeatures([relu, siren_architecture()])
     with pytest.raises(ValueError, match="needs the zoo's architectures"):
-        MonomialGMN(out_dim=1, feature_readout=True, probes=8)
+        build_model("monomial", out_dim=1, feature_readout=True, probes=8)
     with pytest.raises(ValueError, match="feature_readout=True"):
-        MonomialGMN(out_dim=1, probes=8, architectures=[relu])
-    with pytest.raises(ValueError, match="feature_readout=True"):      # was silently ignored
-        MonomialGMN(out_dim=1, probe_agreement=0.25)
+        build_model("monomial", out_dim=1, feature_slots=4)
     with pytest.raises(ValueError, match="probe_agreement=0.25 needs probes"):
-        MonomialGMN(out_dim=1, feature_readout=True, probe_agreement=0.25)
+        build_model("monomial", out_dim=1, feature_readout=True, probe_agreement=0.25)
+    with pytest.raises(ValueError, match="probe_scales=.* needs probes"):
+        build_model("gmn", out_dim=1, probe_scales=[0.1, 1.0])
     with pytest.raises(ValueError, match="needs the zoo's architectures"):
         InvariantGBM(probes=8)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'feature_readout'"):
+        build_model("statnn-gbm", out_dim=1, feature_readout=True)
 
 
 def test_monomial_gmn_with_probe_readout_is_invariant(dtype):
     archs = [digits_cnn_architecture("relu"), digits_cnn_architecture("tanh")]
     torch.manual_seed(0)
-    model = MonomialGMN(out_dim=2, hidden_dim=8, num_layers=1, feature_readout=True, feature_slots=4, probes=16,
-                        architectures=[a.to_json() for a in archs]).to(dtype).eval()
+    model = build_model("monomial", out_dim=2, hidden_dim=8, num_layers=1, feature_readout=True, feature_slots=4,
+                        probes=16, architectures=[a.to_json() for a in archs]).to(dtype).eval()
     batch, _ = _batch(archs, per_arch=2, dtype=dtype)
     model.fit_normalizer(batch)
-    assert model.feature_head.in_dim > InvariantFeatureMLP(2, num_layers=4).in_dim
+    assert set(model.parts) == {"features", "probes"}
+    assert model.parts["features"].in_dim == InvariantFeatureMLP(2, num_layers=4).in_dim
+    assert model.parts["probes"].in_dim == model.parts["probes"].probes.num_features
     assert_equivariant(model, batch, n_random=2, generator=torch.Generator().manual_seed(1))
 
 
@@ -326,12 +328,16 @@ def test_monomial_gmn_and_gbm_fit_the_agreement_reference():
     y = torch.rand(12, generator=torch.Generator().manual_seed(0))
     batch.y = y
     torch.manual_seed(0)
-    model = MonomialGMN(out_dim=1, hidden_dim=8, num_layers=1, feature_readout=True, feature_slots=4, probes=16,
-                        probe_agreement=0.5, architectures=[a.to_json() for a in archs]).eval()
-    model.fit_normalizer(batch)
-    ref = model.feature_head.probes.reference0
+    model = build_model("monomial", out_dim=1, hidden_dim=8, num_layers=1, feature_readout=True, feature_slots=4,
+                        probes=16, probe_agreement=0.5, architectures=[a.to_json() for a in archs]).eval()
+    model.fit_normalizer(batch)                       # unsupervised: leaves the reference to fit_reference
+    probes = model.parts["probes"].probes
+    assert not probes.reference_fitted
+    model.fit_reference(batch, y.numpy())
+    ref = probes.reference0
     assert (ref >= 0).all()
-    assert torch.equal(ref, _reference_by_hand(model.feature_head.probes, batch, y.numpy(), 0.5))
+    assert torch.equal(ref, _reference_by_hand(probes, batch, y.numpy(), 0.5))
+    assert bool(model.parts["probes"].standardize.frozen)
     assert_equivariant(model, batch, n_random=2, generator=torch.Generator().manual_seed(1))
     gbm = InvariantGBM(probes=16, probe_agreement=0.5, architectures=archs, max_iter=5)
     gbm.fit(batch, y.numpy())

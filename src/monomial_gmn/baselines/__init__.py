@@ -9,7 +9,7 @@ All are invariant (or equivariant) to permutations of hidden neurons only, *not*
 the monomial group (law: b_i → d_i b_i, W[i, j] → d_i W[i, j] / d_j; see :class:`monomial_gmn.ParameterGraph`).
 """
 
-from ._gbm import StatNNGBM
+from ._gbm import StatNNFeatures, StatNNGBM
 from ._gmn import GMN, GMNLayer, normalize_layers, sinusoidal_encoding
 from ._nfn_np import NFNNP, DenseLayout, NPLayer, dense_layout
 from ._standardize import RunningStandardize
@@ -18,7 +18,7 @@ from ._stats import (QUANTILES, STAT_NAMES, grouped_stats, kernel_window, layer_
                      statnn_features)
 
 __all__ = [
-    "GMN", "GMNLayer", "NFNNP", "NPLayer", "StatNN", "StatNNGBM", "RunningStandardize",
+    "GMN", "GMNLayer", "NFNNP", "NPLayer", "StatNN", "StatNNGBM", "StatNNFeatures", "RunningStandardize",
     "statnn_features", "statnn_feature_names", "grouped_stats", "kernel_window", "layer_slots", "layer_rms",
     "normalize_layers", "sinusoidal_encoding", "dense_layout", "DenseLayout", "QUANTILES", "STAT_NAMES",
 ]

@@ -22,7 +22,7 @@ num_layers − 2; a shallower net leaves its missing slots at zero with presence
 
 Kernel entries: Linear weights sit at the centre of the S×S canvas, so padding would add fake zeros. Only the
 kernel window of each (net, layer) is read — the bounding box of the canvas positions that are non-zero in
-some edge of the layer (:func:`monomial_gmn.baselines.kernel_window`, the rule StatNN uses too); it is
+some edge of the layer (:func:`monomial_gmn.graph._layer_stats.kernel_window`, the rule StatNN uses too); it is
 invariant, since a monomial factor never makes a non-zero weight zero.
 """
 
@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from ..baselines import kernel_window
+from ..graph._layer_stats import kernel_window
 from ._canonical import balance, canonicalize
 from ._segments import STAT_NAMES, segment_stats
 

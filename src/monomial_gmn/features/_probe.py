@@ -11,7 +11,7 @@ Random probes, never data: the bank is drawn from a seed (half i.i.d. N(0, 1), h
 for image inputs, uniform on [-1, 1] for coordinate inputs), so no image of any dataset is read.
 
 The forward pass needs what a graph does not hold — strides, padding, pooling, which activation — so the
-module is given the :class:`~monomial_gmn.data.Architecture` list of the zoo (``zoo.archs``) and matches each
+module is given the :class:`~monomial_gmn.graph.Architecture` list of the zoo (``zoo.archs``) and matches each
 graph to one of them by its neuron layout (layer, role and symmetry of every neuron, and the edge count).
 """
 
@@ -27,9 +27,9 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from .._errors import GraphMismatchError
-from ..graph import kernel_side
+from ..graph import Architecture, kernel_side, stacked_forward
 
-__all__ = ["ProbeFeatures", "probe_feature_names", "make_probes", "summarize_outputs"]
+__all__ = ["ProbeFeatures", "probe_feature_names", "summarize_outputs"]
 
 _OUTPUT_MODES = ("summary", "raw", "both")
 #: Outputs are clipped to ±this (NaN → 0): a network whose forward pass overflows still gets finite features
@@ -207,8 +207,6 @@ class ProbeFeatures(nn.Module):
     def __init__(self, architectures: Iterable[Any], num_probes: int = 128, seed: int = 0, outputs: str = "summary",
                  scales: Sequence[float] = (1.0,), agreement: float = 0.0):
         super().__init__()
-        from ..data._arch import Architecture  # lazy: data imports the graph package, features is imported by nn
-
         archs = [a if isinstance(a, Architecture) else Architecture.from_json(a, where="architectures")
                  for a in architectures]
         if not archs:
@@ -253,9 +251,24 @@ class ProbeFeatures(nn.Module):
                 self.register_buffer(f"reference{i}", torch.full((len(scales) * self.num_probes,), -1))
         self.architectures = [a.to_json() for a in archs]
 
+    #: a boosted-tree model reads these features on a float64 copy of the batch (no float32 rounding)
+    float64 = True
+
     @property
     def num_features(self) -> int:
         return len(self.feature_names())
+
+    @property
+    def needs_reference(self) -> bool:
+        """True when the features include agreement columns, which need :meth:`fit_reference` first."""
+        return self.agreement > 0
+
+    @property
+    def reference_fitted(self) -> bool:
+        """True once :meth:`fit_reference` has set reference classes (always True without agreement)."""
+        if self.agreement <= 0:
+            return True
+        return any(bool((getattr(self, f"reference{i}") >= 0).all()) for i in range(len(self._shape_slot)))
 
     def feature_names(self) -> list[str]:
         tags = [""] if len(self.scales) == 1 else [f"x{v:g}_" for v in self.scales]
@@ -278,8 +291,6 @@ class ProbeFeatures(nn.Module):
 
     def _outputs64(self, data: Data, slots: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """[B, S·P, K] float64 outputs (and, with ``slots``, each network's probe-bank slot [B])."""
-        from ..data._functional import stacked_forward
-
         x_all, ei = data.x, data.edge_index
         n = x_all.shape[0]
         batch = getattr(data, "batch", None)
@@ -382,7 +393,7 @@ class ProbeFeatures(nn.Module):
             torch.zeros(0, o.shape[1], dtype=torch.long)
         if bool((ref < 0).any()):
             raise ValueError("ProbeFeatures(agreement>0): call fit_reference on training networks first "
-                             "(MonomialGMN.fit_normalizer and InvariantGBM.fit do)")
+                             "(model.fit_reference(train_batches, train_targets); a GBM's fit does it)")
         logp = o.log_softmax(-1).gather(-1, ref.to(o.device).unsqueeze(-1)).squeeze(-1)  # [B, S·P]
         logp = logp.view(o.shape[0], len(self.scales), self.num_probes)
         cols = torch.stack([logp.exp().mean(-1), logp.clamp_min(-_LOGP_FLOOR).mean(-1)], -1)  # [B, S, 2]
@@ -425,17 +436,3 @@ def summarize_outputs(o: Tensor) -> Tensor:
         cols += [pm.max(-1, keepdim=True).values, pm_ent.unsqueeze(1), pm]
     return torch.cat(cols, 1)
 
-
-def make_probes(num_probes: int, architectures: Iterable[Any] | None, owner: str,
-                outputs: str = "summary", scales: Sequence[float] = (1.0,),
-                agreement: float = 0.0) -> ProbeFeatures | None:
-    """A :class:`ProbeFeatures` for a model option ``probes=num_probes`` (None when 0); names ``owner`` in errors."""
-    if not num_probes:
-        if agreement:
-            raise ValueError(f"{owner}: probe_agreement={agreement} needs probes (probes=128, say)")
-        return None
-    if not architectures:
-        raise ValueError(f"{owner}: probes={num_probes} needs the zoo's architectures (architectures=[...]; the "
-                         "trainer passes zoo.archs)")
-    return ProbeFeatures(architectures, num_probes=int(num_probes), outputs=outputs, scales=scales,
-                         agreement=agreement)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import torch
 from torch import Tensor, nn
@@ -68,43 +68,28 @@ class MonomialGMN(nn.Module):
         kernel_radius: kernels are read on a (2r+1)² canvas (default 3; the canonical design refuses larger
             canvases with a clear error).
         dropout: dropout inside the invariant head (default 0).
-        feature_readout: add an MLP on exactly invariant statistics of the canonicalised weights and path norms
-            (:class:`monomial_gmn.features.InvariantFeatureMLP`) to the invariant prediction (default False).
-        feature_slots: layer slots of those features (default 8; see :mod:`monomial_gmn.features`).
         edge_dim: C_e, edge feature and message width (default ``min(hidden_dim, DEFAULT_EDGE_DIM)`` = 32 at
             most). Per-edge work — the C_e x C_e edge projection, the gathers, products and segment sums — is
             what dominates the cost (E ≈ 12 N on CNN graphs), so a narrow edge width buys throughput and
             memory: at hidden 128 on Small-CNN-Zoo graphs, 32 instead of 128 trains about 3.4x more nets per
             CPU-second with 40 % of the activation memory, at a small accuracy cost in a short check
             (experiments/results/bench_layers.md). Pass ``edge_dim=hidden_dim`` for the widest model.
-        probes: add to the feature readout the networks' outputs on this many fixed random probe inputs
-            (:class:`monomial_gmn.features.ProbeFeatures`; exactly invariant because the group does not change
-            a network's function). Default 0 (off); needs ``feature_readout`` and ``architectures``.
-        architectures: the architectures of the networks the model will see (``zoo.archs.values()`` or their
-            JSON dicts) — the probe forward pass needs strides, padding, pooling and activations, which a
-            graph does not record. The trainer fills it in from the zoo.
-        probe_outputs: ``"summary"`` (default: statistics of the outputs over probes), ``"raw"`` (the outputs
-            on every probe, e.g. an INR's values at fixed coordinates) or ``"both"``.
-        probe_scales: input scales the probe bank is run at (default ``(1,)``; e.g. ``(0.1, 1, 10)``).
-        probe_agreement: agreement of each network with the reference class of every probe, fitted on the
-            training networks whose target is in this top fraction (``ProbeFeatures(agreement=...)``; set by
-            :meth:`fit_normalizer` from the batches' ``y``, e.g. 0.25). Default 0 (off).
-
     Shapes:
         batch: PyG ``Batch`` of B ParameterGraphs (or one graph) -> [B, out_dim], or a shallow copy of the
         batch with new ``x`` [N, F] and ``edge_attr`` [E, S*S].
 
-    Call :meth:`fit_normalizer` once on training data (a GraphLoader, Batch or graph) to set the per-layer
-    weight/bias normalisation constants (buffers; saved in the ``state_dict``) — and, with
-    ``probe_agreement``, the probes' reference classes from the batches' targets ``y``.
+    ``design="layers"``: call :meth:`fit_normalizer` once on training data (a GraphLoader, Batch or graph) to set
+    the per-layer weight/bias normalisation constants (buffers; saved in the ``state_dict``).
+
+    Readout parts on exactly invariant features (the invariant-feature MLP, the probe readout) are not part of
+    this backbone: ``monomial_gmn.models.build_model("monomial", ..., feature_readout=True, probes=128)`` composes
+    them with it (backbone output + Σ part outputs).
     """
 
     def __init__(self, out_dim: int | None = None, hidden_dim: int = 128, num_layers: int = 4,
                  readout: str = "invariant", bidirectional: bool | None = None, kernel_radius: int = 3,
-                 dropout: float = 0.0, feature_readout: bool = False, feature_slots: int = 8,
-                 edge_dim: int | None = None, probes: int = 0, architectures: list | None = None,
-                 probe_outputs: str = "summary", probe_scales: Sequence[float] = (1.0,),
-                 probe_agreement: float = 0.0, design: str = "canonical", canonical_scale: str = "balance",
+                 dropout: float = 0.0, edge_dim: int | None = None, design: str = "canonical",
+                 canonical_scale: str = "balance",
                  energy_features: bool = False, phase_features: float = 0.0):
         super().__init__()
         if design not in DESIGNS:
@@ -150,23 +135,9 @@ class MonomialGMN(nn.Module):
                 MonomialMPLayer(hidden_dim, bidirectional=bidirectional,
                                 update_edges=(i < num_layers - 1) or last_edges, edge_channels=edge_dim)
                 for i in range(num_layers))
-        self.feature_head: nn.Module | None = None
-        if feature_readout and readout != "invariant":
-            raise ValueError("MonomialGMN: feature_readout needs readout='invariant'")
-        if (probes or probe_agreement) and not feature_readout:
-            raise ValueError("MonomialGMN: probes and probe_agreement are part of the feature readout; pass "
-                             "feature_readout=True (and probes=128, say)")
         if readout == "invariant":
             if design == "layers":
                 self.head: nn.Module = InvariantHead(hidden_dim, out_dim, dropout=dropout)
-            if feature_readout:
-                from ..features import InvariantFeatureMLP, make_probes  # lazy: features uses baselines, which use nn
-
-                self.feature_head = InvariantFeatureMLP(out_dim, num_layers=feature_slots, hidden_dim=hidden_dim,
-                                                        dropout=dropout,
-                                                        probes=make_probes(probes, architectures, "MonomialGMN",
-                                                                           probe_outputs, probe_scales,
-                                                                           probe_agreement))
         elif design == "layers":
             self.head = EquivariantHead(hidden_dim, edge_dim=edge_dim, kernel_radius=kernel_radius)
 
@@ -178,15 +149,10 @@ class MonomialGMN(nn.Module):
             for layer in self.layers:
                 layer.reset_parameters()
             self.head.reset_parameters()
-        if self.feature_head is not None:
-            self.feature_head.reset_parameters()
 
     def fit_normalizer(self, data: Data | Iterable[Data]) -> "MonomialGMN":
-        """Fit the encoder's dataset-level normalisation constants; see :meth:`GraphEncoder.fit_normalizer`
-        (and the feature readout's standardisation when ``feature_readout`` is on)."""
-        if self.feature_head is not None:
-            data = [data] if isinstance(data, Data) else list(data)
-            self.feature_head.fit_normalizer(data)
+        """Fit the encoder's dataset-level normalisation constants (``design="layers"``; the canonical design has
+        none); see :meth:`GraphEncoder.fit_normalizer`. Unsupervised: targets are not read."""
         if self.backbone is None:
             self.encoder.fit_normalizer(data)
         return self
@@ -214,8 +180,6 @@ class MonomialGMN(nn.Module):
         else:
             h, e, energy = self.features(batch, sym)
             out = self.head(h, e, batch, sym, energy=energy)
-        if self.feature_head is not None:
-            out = out + self.feature_head(batch)
         return out
 
     def _canonical_forward(self, batch, sym: Tensor):
