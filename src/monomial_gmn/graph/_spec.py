@@ -64,6 +64,18 @@ class LayerRecord:
         kh, kw = self.kernel2d
         return kh * kw
 
+    def weight_positions(self, src: Tensor, dst: Tensor, num_nodes: int) -> Tensor:
+        """The one edge → weight-entry map: row-major position ``out · n_in + in`` in this layer's [n_out, n_in]
+        weight of each edge src → dst (node ids of a graph of ``num_nodes`` nodes); -1 for an edge between
+        neurons this layer does not connect. Shapes: src, dst [M] → [M] long."""
+        dev = src.device
+        in_local = torch.full((num_nodes,), -1, dtype=torch.long, device=dev)
+        in_local[self.in_nodes.to(dev)] = torch.arange(self.n_in, device=dev)
+        out_local = torch.full((num_nodes,), -1, dtype=torch.long, device=dev)
+        out_local[self.out_nodes.to(dev)] = torch.arange(self.n_out, device=dev)
+        col, row = in_local[src], out_local[dst]
+        return torch.where((col >= 0) & (row >= 0), row * self.n_in + col, torch.full_like(col, -1))
+
 
 @dataclass
 class GraphSpec:
@@ -128,6 +140,13 @@ class GraphSpec:
     @property
     def kernel_numel(self) -> int:
         return self.side * self.side
+
+    def layer_edges(self, li: int) -> tuple[Tensor, Tensor]:
+        """(ids [M], positions [M]): the canonical edges of parametric layer ``li`` and the row-major (out, in)
+        position of each in the layer's weight (:meth:`LayerRecord.weight_positions`)."""
+        ids = torch.nonzero(self.edge_layer == li).flatten()
+        src, dst = self.edge_index[:, ids]
+        return ids, self.layers[li].weight_positions(src, dst, self.num_nodes)
 
     def offset(self, name: str) -> int:
         """Position of parameter ``name``'s first value in the flat vector (``self.params`` order)."""
@@ -250,15 +269,10 @@ class GraphSpec:
         for li, rec in enumerate(self.layers):
             kh, kw = rec.kernel2d
             mask = graph.edge_layer == li
-            in_local = torch.full((n,), -1, dtype=torch.long)
-            in_local[rec.in_nodes] = torch.arange(rec.n_in)
-            out_local = torch.full((n,), -1, dtype=torch.long)
-            out_local[rec.out_nodes] = torch.arange(rec.n_out)
-            li_in, li_out = in_local[src[mask]], out_local[dst[mask]]
-            if (li_in < 0).any() or (li_out < 0).any():
+            lin = rec.weight_positions(src[mask], dst[mask], n)
+            if (lin < 0).any():
                 raise GraphMismatchError(f"layer '{rec.path}': the graph has an edge between neurons that "
                                          f"this layer does not connect")
-            lin = li_out * rec.n_in + li_in
             if lin.numel() != rec.n_out * rec.n_in or torch.unique(lin).numel() != lin.numel():
                 raise GraphMismatchError(f"layer '{rec.path}': the graph holds {lin.numel()} distinct-or-not "
                                          f"edges; the layer needs each of its {rec.n_out}×{rec.n_in} pairs once")
