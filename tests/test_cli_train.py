@@ -180,7 +180,8 @@ def test_train_with_probe_readout_then_eval_under_rescaling(tmp_path, zoo, capsy
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["model_kwargs"]["probes"] == 16
     state = torch.load(run / "model.pt", weights_only=True)
-    assert any(k.endswith("probes.bank0") for k in state["model"])
+    assert any(k.endswith("parts.probes.extractor.bank0") for k in state["model"])    # the probe readout part
+    assert cfg["model_config"]["readouts"]["probes"]["architectures"] == cfg["architectures"]
     capsys.readouterr()
     assert main(["eval", str(run), "--augment", "none,scale:1000,sign"]) == 0
     rows = json.loads((run / "eval.json").read_text())["rows"]
@@ -197,8 +198,8 @@ def test_model_kwargs_must_be_a_json_object(tmp_path, zoo, capsys, value, needle
 
 def test_model_kwargs_unknown_option_is_one_line(tmp_path, zoo, capsys):
     err = _one_line_error(capsys, ["train", "--zoo", str(zoo), "--task", "generalization", "--model", "gmn",
-                                   "--out", str(tmp_path / "r"), *TINY, "--model-kwargs", '{"probes": 8}'])
-    assert "model 'gmn' has no option 'probes'" in err
+                                   "--out", str(tmp_path / "r"), *TINY, "--model-kwargs", '{"kernel_radius": 8}'])
+    assert "model 'gmn' has no option 'kernel_radius'" in err
 
 
 def test_compare_runs_named_variants_beside_registered_models(tmp_path, zoo):

@@ -276,7 +276,9 @@ def test_model_kwargs_per_model_and_clear_refusals(tmp_path, cnn_zoo, capsys):
             model_kwargs={"monomial": {"feature_readout": True, "feature_slots": 2},
                           "invariant-gbm": {"max_iter": 7}})
     state = torch.load(tmp_path / "c" / "runs" / "monomial-s0" / "model.pt", weights_only=True)["model"]
-    assert any(k.startswith("backbone.feature_head.") for k in state)
+    assert any(k.startswith("backbone.parts.features.") for k in state)          # the composed model's part
+    rec = json.loads((tmp_path / "c" / "runs" / "monomial-s0" / "config.json").read_text())
+    assert rec["model_config"]["readouts"]["features"] == {"slots": 2}               # the run records its model
     with np.load(tmp_path / "c" / "runs" / "invariant-gbm-s0" / "model.npz") as z:
         assert len(z["e0.offsets"]) - 1 <= 7                                  # max_iter=7 reached the trees
     # an option for every model that one of them does not take: named, in one line, before any fitting

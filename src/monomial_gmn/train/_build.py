@@ -1,5 +1,6 @@
-"""Building a run's model: the backbone ``cfg.model`` names for a task, the probe architectures it is handed,
-and the dataset-level normalisation constants fitted before training."""
+"""Building a run's model: its :class:`~monomial_gmn.models.ModelConfig` (``cfg.model`` for a task, the probe
+architectures filled in), the model the registry builds from it, and the dataset-level constants fitted before
+training (``fit_normalizer``, then ``fit_reference`` with the training targets)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from torch import nn
 from ._config import TrainConfig, _fitted_model, model_options
 from ._tasks import Task
 
-__all__ = ["build_backbone", "probe_architectures"]
+__all__ = ["build_backbone", "model_config", "probe_architectures"]
 
 
 def probe_architectures(cfg: TrainConfig, zoo: Any) -> list[dict[str, Any]] | None:
@@ -25,38 +26,60 @@ def probe_architectures(cfg: TrainConfig, zoo: Any) -> list[dict[str, Any]] | No
     return [a.to_json() for a in getattr(zoo, "archs", {}).values()]
 
 
-def build_backbone(cfg: TrainConfig, task: Task, zoo: Any, architectures: list | None = None) -> Any:
-    """The model named by ``cfg.model`` for ``task`` (an nn.Module, or a scikit-learn boosted-tree model).
+def model_config(cfg: TrainConfig, task: Task, zoo: Any, architectures: list | None = None) -> Any:
+    """The :class:`~monomial_gmn.models.ModelConfig` of a run: ``cfg.model`` with its options for ``task``.
 
-    ``architectures``: what a probe readout runs on (default: ``probe_architectures(cfg, zoo)``, the zoo's).
+    The one place the trainer adds what the options do not say: the seed of a boosted-tree model, NFN-NP's depth
+    (from the zoo's architectures) and the architectures a probe part runs on (``architectures``, the run's
+    saved ones, or else the zoo's). Options the model does not take are a ValueError naming model and option.
     """
+    from ..models import ModelConfig
+
     kwargs = model_options(cfg.model_kwargs, cfg.model)
-    if kwargs.get("probes") and "architectures" not in kwargs:  # the probe forward needs the zoo's layer lists
-        kwargs["architectures"] = architectures if architectures is not None else probe_architectures(cfg, zoo)
     if _fitted_model(cfg.model):
         if not task.supports_gbm:
             raise ValueError(f"model '{cfg.model}' only supports the generalization task, not '{task.name}'")
         kwargs.setdefault("seed", cfg.seed)
-        return _construct(cfg, out_dim=task.out_dim, **kwargs)
-    if cfg.model == "np":  # NFN-NP needs the number of parametric layers of the zoo's architecture
-        archs = getattr(zoo, "archs", {})
-        if archs:
-            kwargs.setdefault("depth", max(len(a.spec.layers) for a in archs.values()))
-    return _construct(cfg, out_dim=task.out_dim, readout=task.readout, hidden_dim=cfg.hidden_dim,
-                      num_layers=cfg.num_layers, **kwargs)
+        base = dict(out_dim=task.out_dim)
+    else:
+        if cfg.model == "np":  # NFN-NP needs the number of parametric layers of the zoo's architecture
+            archs = getattr(zoo, "archs", {})
+            if archs:
+                kwargs.setdefault("depth", max(len(a.spec.layers) for a in archs.values()))
+        base = dict(out_dim=task.out_dim, readout=task.readout, hidden_dim=cfg.hidden_dim, num_layers=cfg.num_layers)
+    config = _unexpected_option(cfg, lambda: ModelConfig.from_kwargs(cfg.model, **base, **kwargs))
+    if config.readouts.needs_architectures:  # the probe forward needs the zoo's layer lists
+        config = config.with_architectures(architectures if architectures is not None
+                                           else [a.to_json() for a in getattr(zoo, "archs", {}).values()])
+    return config
 
 
-def _construct(cfg: TrainConfig, **kwargs: Any) -> Any:
-    """``build_model(cfg.model, **kwargs)``; an option the model's constructor does not take is a ValueError
-    naming the model and the option (the CLI reports it in one line)."""
+def build_backbone(cfg: TrainConfig, task: Task, zoo: Any, architectures: list | None = None) -> Any:
+    """The model named by ``cfg.model`` for ``task`` (an nn.Module — the backbone composed with its readout parts
+    when it has any — or a scikit-learn boosted-tree model), built by the registry from :func:`model_config`.
+
+    ``architectures``: what a probe part runs on (default: the zoo's).
+    """
+    return _construct(cfg, config=model_config(cfg, task, zoo, architectures))
+
+
+def _construct(cfg: TrainConfig, config: Any = None, **kwargs: Any) -> Any:
+    """``build_model(config)`` (or ``build_model(cfg.model, **kwargs)``); an option the model's constructor does
+    not take is a ValueError naming the model and the option (the CLI reports it in one line)."""
     from ..models import build_model
 
+    if config is not None:
+        return _unexpected_option(cfg, lambda: build_model(config))
+    return _unexpected_option(cfg, lambda: build_model(cfg.model, **kwargs))
+
+
+def _unexpected_option(cfg: TrainConfig, make: Any) -> Any:
     try:
-        return build_model(cfg.model, **kwargs)
+        return make()
     except TypeError as exc:
         if "unexpected keyword argument" not in str(exc):
             raise
-        bad = str(exc).split("unexpected keyword argument")[-1].strip(" '\"")
+        bad = str(exc).split("unexpected keyword argument")[-1].strip(" '\"").split("'")[0]
         shared = bad in cfg.model_kwargs and bad not in cfg.model_kwargs.get(cfg.model, {})
         hint = (f"; options for one model go under its name: {{\"MODEL\": {{\"{bad}\": ...}}}}" if shared
                 else "")
@@ -65,13 +88,17 @@ def _construct(cfg: TrainConfig, **kwargs: Any) -> Any:
 
 
 def _fit_normalizer(backbone: Any, zoo: Any, task: Task, idx: np.ndarray, batch_size: int) -> None:
-    """Models with dataset-level normalisation constants (``fit_normalizer``) fit them on the whole,
-    untransformed training split, targets attached as ``y`` — the same on every rank, so distributed runs stay
-    identical."""
+    """Fit a model's dataset-level constants on the whole, untransformed training split — the same on every rank,
+    so distributed runs stay identical: first ``fit_normalizer`` (unsupervised: the batches carry no targets),
+    then, for a model whose parts learn from the targets (probe agreement), ``fit_reference(batches,
+    targets)`` with the training targets."""
+    def batches():
+        return (zoo.batch(idx[s:s + batch_size], dtype=torch.float32) for s in range(0, len(idx), batch_size))
+
     if hasattr(backbone, "fit_normalizer"):
-        backbone.fit_normalizer(zoo.batch(idx[s:s + batch_size], dtype=torch.float32,
-                                          y=task.targets(idx[s:s + batch_size]))
-                                for s in range(0, len(idx), batch_size))
+        backbone.fit_normalizer(batches())
+    if getattr(backbone, "needs_reference", False):
+        backbone.fit_reference(batches(), task.targets(idx).numpy())
 
 
 def _num_params(model: Any) -> int:

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .._io import atomic_write_json
 from ._augment import parse_augment
-from ._build import build_backbone
+from ._build import _construct, build_backbone, model_config
 from ._config import TrainConfig, mix_seed
 from ._distributed import DistContext
 from ._run import _check_resume_config, _check_resume_zoo, _read_record, _record, _result, _splits
@@ -51,7 +51,8 @@ def _train_gbm(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndar
         _check_resume_zoo(saved, digest, cfg, out / "config.json")
         return json.loads((out / "metrics.json").read_text())
     t0 = time.perf_counter()
-    model = build_backbone(cfg, task, zoo, archs)
+    mcfg = model_config(cfg, task, zoo, archs)
+    model = _construct(cfg, config=mcfg)
     # Training copies are transformed once by the training augmentation (the GBM is not SGD-trained).
     aug = parse_augment(cfg.augment)
     batch = aug(zoo.batch(splits["train"], dtype=torch.float32),
@@ -68,7 +69,7 @@ def _train_gbm(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndar
                      time.perf_counter() - t0, ctx)
     if ctx.is_main:
         model.save(out / "model.npz")
-        atomic_write_json(out / "config.json", _record(cfg, digest, archs))
+        atomic_write_json(out / "config.json", _record(cfg, digest, archs, mcfg))
         atomic_write_json(out / "metrics.json", result)
     return result
 

@@ -16,7 +16,7 @@ import torch
 
 from .._io import atomic_torch_save, atomic_write_json, safe_torch_load
 from ._augment import parse_augment
-from ._build import _fit_normalizer, _num_params, build_backbone
+from ._build import _construct, _fit_normalizer, _num_params, model_config
 from ._config import TrainConfig, mix_seed
 from ._distributed import DistContext
 from ._evaluate import evaluate_model
@@ -46,7 +46,8 @@ def _train_sgd(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndar
     out = Path(cfg.out)
     dtype = torch.float32
     torch.manual_seed(mix_seed(cfg.seed, 0xB11D))
-    backbone = build_backbone(cfg, task, zoo, archs)
+    mcfg = model_config(cfg, task, zoo, archs)
+    backbone = _construct(cfg, config=mcfg)
     _fit_normalizer(backbone, zoo, task, splits["train"], cfg.eval_batch_size)
     module = task.wrap(backbone, zoo).to(ctx.device)
     params = _num_params(module)
@@ -70,20 +71,21 @@ def _train_sgd(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndar
         _check_resume_config(ck["config"], cfg, ckpt_path)
         _check_resume_zoo({**ck["config"], "zoo_digest": ck.get("zoo_digest")}, digest, cfg, ckpt_path)
         if ctx.is_main:  # the record of a run started by an older version gains the path and the digest
-            atomic_write_json(out / "config.json", _record(cfg, digest, archs))
+            atomic_write_json(out / "config.json", _record(cfg, digest, archs, mcfg))
         module.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         best_state = ck["best_state"]
         state.update(ck["state"])
     elif ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "config.json", _record(cfg, digest, archs))
+        atomic_write_json(out / "config.json", _record(cfg, digest, archs, mcfg))
 
     def save() -> None:
         if ctx.is_main:
             atomic_torch_save({"version": _CKPT_VERSION, "config": cfg.to_dict(), "model": module.state_dict(),
                                "optimizer": opt.state_dict(), "best_state": best_state, "state": dict(state),
-                               "zoo_digest": digest, "architectures": archs}, ckpt_path)
+                               "zoo_digest": digest, "architectures": archs,
+                               "model_config": mcfg.to_dict()}, ckpt_path)
 
     net = module
     if ctx.distributed:

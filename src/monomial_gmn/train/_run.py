@@ -150,13 +150,16 @@ def _check_resume_zoo(saved: dict[str, Any], digest: str, cfg: TrainConfig, path
                          f"run's zoo, or another TrainConfig.out")
 
 
-def _record(cfg: TrainConfig, digest: str, architectures: list | None) -> dict[str, Any]:
+def _record(cfg: TrainConfig, digest: str, architectures: list | None, model_config: Any = None) -> dict[str, Any]:
     """What ``RUN/config.json`` holds: the TrainConfig (``zoo`` as an absolute path), the digest of the networks
-    the run reads (:func:`monomial_gmn.data.zoo_digest` of ``open_run_zoo(zoo, activation, train_with)``) and,
-    for a model with probes, the architectures its probe readout was built for."""
+    the run reads (:func:`monomial_gmn.data.zoo_digest` of ``open_run_zoo(zoo, activation, train_with)``),
+    for a model with probes the architectures its probe readout was built for, and the model's
+    :class:`~monomial_gmn.models.ModelConfig` (``model_config``, its ``to_dict()``; runs before it lack it)."""
     rec = {**cfg.to_dict(), "zoo_digest": digest}
     if architectures is not None:
         rec["architectures"] = architectures
+    if model_config is not None:
+        rec["model_config"] = model_config.to_dict()
     return rec
 
 
