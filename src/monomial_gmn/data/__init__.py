@@ -10,7 +10,7 @@
 
 from ..graph import ACTIVATIONS, Architecture, SamePad2d, digits_cnn_architecture, siren_architecture
 from ._augment import RandomMonomial
-from ._build import KINDS, build_zoo, concat_zoos, merge_shards
+from ._build import KINDS, build_config, build_zoo, concat_zoos, merge_shards
 from ._build_cnn import CNN_DEFAULTS
 from ._build_siren import SIREN_DEFAULTS, siren_grid, siren_init
 from ._digest import zoo_digest
@@ -25,5 +25,5 @@ __all__ = [
     "Zoo", "load_zoo", "build_zoo", "merge_shards", "save_zoo", "read_zoo", "read_small_cnn_zoo", "read_siren_dir",
     "detect_format", "filter_zoo", "concat_zoos", "zoo_digest", "RandomMonomial", "Architecture", "SamePad2d",
     "digits_cnn_architecture", "siren_architecture", "digits", "upsample", "siren_grid", "siren_init", "CNN_DEFAULTS",
-    "SIREN_DEFAULTS", "KINDS", "ACTIVATIONS", "LABEL_SOURCES",
+    "SIREN_DEFAULTS", "KINDS", "ACTIVATIONS", "LABEL_SOURCES", "build_config",
 ]

@@ -43,7 +43,7 @@ from ._build_siren import SIREN_DEFAULTS, build_siren_chunk
 from ._format import is_own_format, read_zoo, save_zoo
 from ._zoo import Zoo
 
-__all__ = ["build_zoo", "merge_shards", "KINDS", "concat_zoos"]
+__all__ = ["build_zoo", "merge_shards", "KINDS", "concat_zoos", "build_config"]
 
 KINDS = {"digits-cnn": (CNN_DEFAULTS, build_cnn_chunk, 64), "digits-siren": (SIREN_DEFAULTS, build_siren_chunk, 128)}
 
@@ -59,7 +59,10 @@ def _versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def _config(kind: str, nets: int, seed: int, chunk_size: int | None, options: dict[str, Any]) -> dict[str, Any]:
+def build_config(kind: str, nets: int, seed: int, chunk_size: int | None, options: dict[str, Any]) -> dict[str, Any]:
+    """The configuration :func:`build_zoo` records in ``zoo.json`` (``meta.config``) for these arguments: kind,
+    nets, seed, chunk size (the kind's default when None) and every option (defaults filled in, JSON values).
+    ValueError for an unknown kind or option, or fewer than one network."""
     if kind not in KINDS:
         raise ValueError(f"unknown zoo kind {kind!r}; expected one of {sorted(KINDS)}")
     defaults, _, default_chunk = KINDS[kind]
@@ -71,6 +74,9 @@ def _config(kind: str, nets: int, seed: int, chunk_size: int | None, options: di
     opts = json.loads(json.dumps({**defaults, **options}))   # plain JSON values (lists, not tuples)
     return {"kind": kind, "nets": int(nets), "seed": int(seed), "chunk_size": int(chunk_size or default_chunk),
             "options": opts}
+
+
+_config = build_config  # the old private name; experiments/protocol.py reads it until it switches
 
 
 def _chunk_dir(out: Path, c: int) -> Path:
@@ -134,7 +140,7 @@ def build_zoo(kind: str, out: str | os.PathLike, nets: int, workers: int = 1, se
         ``out`` (a finished zoo, loadable with :func:`load_zoo`; for a shard, the shard directory).
     """
     out = Path(out)
-    config = _config(kind, nets, seed, chunk_size, options)
+    config = build_config(kind, nets, seed, chunk_size, options)
     sh = _parse_shard(shard)
     n_chunks = math.ceil(config["nets"] / config["chunk_size"])
     mine = [c for c in range(n_chunks) if sh is None or c % sh[1] == sh[0]]
