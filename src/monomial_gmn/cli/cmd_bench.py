@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .cmd_train import with_registered_models
+
 
 def _int_list(text: str) -> list[int]:
     try:
@@ -19,9 +21,6 @@ def _names(text: str) -> list[str]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..models import list_models, model_info  # torch-free; the benchmark times the SGD-trained models
-
-    trainable = ",".join(m for m in list_models() if model_info(m).trainable)
     p = sub.add_parser(
         "bench", help="measure training/inference throughput, peak memory, conversion speed and scaling",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -39,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                "Models that are not installed are reported as skipped with the reason.")
     p.add_argument("--quick", action="store_true",
                    help="tiny setting (batch 4, hidden 8, 1 layer, 256-net conversion, scaling 16/32/48)")
-    p.add_argument("--models", type=_names, help=f"comma-separated: {trainable} (default: all)")
+    p.add_argument("--models", type=_names, help="comma-separated: BENCH_MODELS (default: all)")
     p.add_argument("--shapes", type=_names, help="comma-separated: cnn,siren (default: both)")
     p.add_argument("--batch", type=int, help="nets per batch (default 64)")
     p.add_argument("--hidden", type=int, help="hidden width (default 128)")
@@ -65,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="write the JSON result here (atomic)")
     p.add_argument("--markdown", help="also write a Markdown report here (atomic)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    with_registered_models(p, "BENCH_MODELS", trainable_only=True)
     p.set_defaults(func=run)
 
 

@@ -63,9 +63,22 @@ def _json_object(text: str) -> dict:
     return value
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    from ..models import list_models  # the one list of models (torch-free)
+def with_registered_models(p: argparse.ArgumentParser, token: str, trainable_only: bool = False) -> None:
+    """Replace ``token`` in ``p``'s help by the registered models (:func:`monomial_gmn.models.list_models`; only
+    the SGD-trained ones with ``trainable_only``), read when the help is shown: the registry imports numpy,
+    and building the parser must not."""
+    plain = p.format_help
 
+    def format_help() -> str:
+        from ..models import list_models, model_info
+
+        names = [m for m in list_models() if not trainable_only or model_info(m).trainable]
+        return plain().replace(token, ", ".join(names) if not trainable_only else ",".join(names))
+
+    p.format_help = format_help  # type: ignore[method-assign]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train", help="train a metanetwork on a zoo",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -89,8 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                "with the same metrics as an uninterrupted run.")
     p.add_argument("--zoo", required=True, help="zoo directory or file (any supported format)")
     p.add_argument("--task", required=True, help=f"one of: {', '.join(TASK_NAMES)}")
-    p.add_argument("--model", required=True, help=f"one of: {', '.join(list_models())} (the model registry, "
-                                                  f"monomial_gmn.models)")
+    p.add_argument("--model", required=True, help="one of: MODEL_NAMES (the registry, monomial_gmn.models)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--augment", default="none", help="training augmentation (default: none)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
@@ -99,6 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_training_options(p)
     one_line_errors(p)
+    with_registered_models(p, "MODEL_NAMES")
     p.set_defaults(func=run)
 
 

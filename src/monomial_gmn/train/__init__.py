@@ -4,13 +4,13 @@ from typing import Any
 
 from ._augment import Augment, augment_level_bound, parse_augment
 from ._build import build_backbone, probe_architectures
-from ._compare import (EVAL_SEED, compare, format_level, parse_levels, parse_models, plot_results, results_table,
-                       selection_table)
+from ._compare import EVAL_SEED, compare, parse_levels, parse_models, tuning_spaces
 from ._config import TrainConfig, fitted_models, mix_seed, model_names, model_options, task_for
 from ._distributed import DistContext, dist_context
 from ._evaluate import ensemble_run_metrics, evaluate_model, evaluate_run, predict_model
 from ._fitted import evaluate_gbm
 from ._render import INRRenderer, coordinate_grid
+from ._report import format_level, plot_results, results_table, selection_table
 from ._run import load_run, open_run_zoo, open_zoo, split_for
 from ._sampler import DistributedBatchSampler
 from ._tasks import (TASKS, GeneralizationTask, INRClassificationTask, INREditingTask, Task, kendall_tau,
@@ -25,7 +25,7 @@ __all__ = [
     "open_zoo", "open_run_zoo", "split_for", "MODEL_NAMES", "GBM_MODELS",
     "model_names", "fitted_models", "model_options", "mix_seed", "task_for", "build_backbone",
     "probe_architectures", "evaluate_gbm", "EVAL_SEED", "parse_levels", "parse_models", "selection_table",
-    "format_level",
+    "format_level", "tuning_spaces",
 ]
 
 
