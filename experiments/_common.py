@@ -65,7 +65,7 @@ def write_meta(out: Path, **extra: Any) -> None:
     """``out/meta.json``: command, machine, UTC time, plus ``extra``; with a ``zoo`` path (relative to the
     repository root or absolute) and no ``zoo_digest``, the zoo's content digest (``monomial_gmn.data.zoo_digest``)
     is added, so every results directory names the very networks it was computed on."""
-    from monomial_gmn._io import atomic_write_json
+    from monomial_gmn.io import atomic_write_json
 
     if isinstance(extra.get("zoo"), (str, Path)) and "zoo_digest" not in extra:
         from monomial_gmn.data import zoo_digest

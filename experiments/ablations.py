@@ -111,7 +111,7 @@ def plot(rows: list[dict], vs: list[dict], acts: list[str], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from monomial_gmn._io import atomic_path
+    from monomial_gmn.io import atomic_path
 
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), dpi=120, sharey=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -171,10 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
 
-    from monomial_gmn._io import atomic_write_json, atomic_write_text
+    from monomial_gmn.io import atomic_write_json, atomic_write_text
     from monomial_gmn.train import compare
-    from monomial_gmn.train._compare import EVAL_SEED
-    from monomial_gmn.train._trainer import open_zoo
+    from monomial_gmn.train import EVAL_SEED, open_zoo
 
     torch.set_num_threads(a.threads)
     t_start = time.perf_counter()

@@ -98,7 +98,7 @@ def plot(rows: list[dict], models: list[str], test_levels: list[float], path: Pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from monomial_gmn._io import atomic_path
+    from monomial_gmn.io import atomic_path
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.9), dpi=120, sharey=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -156,10 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
 
-    from monomial_gmn._io import atomic_write_json, atomic_write_text
+    from monomial_gmn.io import atomic_write_json, atomic_write_text
     from monomial_gmn.train import compare
-    from monomial_gmn.train._compare import EVAL_SEED, parse_levels, parse_models
-    from monomial_gmn.train._trainer import open_zoo
+    from monomial_gmn.train import EVAL_SEED, open_zoo, parse_levels, parse_models
 
     torch.set_num_threads(a.threads)
     t_start = time.perf_counter()

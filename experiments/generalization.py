@@ -45,11 +45,12 @@ OTHER = "+other"  # name suffix of the models trained with --train-with-other (t
 def ensemble_rows(run_dir: Path, models: list[str], extra: list[str], levels: list[float], seeds: int, zoo,
                   eval_seed: int) -> list[dict]:
     """Rows of '<name>-ens<K>': each NN model's K seed runs averaged (``monomial_gmn.train.ensemble_run_metrics``)."""
-    from monomial_gmn.train import GBM_MODELS, ensemble_run_metrics
+    from monomial_gmn.models import model_info
+    from monomial_gmn.train import ensemble_run_metrics
 
-    named = [(m, run_dir, m) for m in models if m not in GBM_MODELS]
+    named = [(m, run_dir, m) for m in models if model_info(m).trainable]
     for name, model, _ in map(parse_extra_model, extra):
-        if model not in GBM_MODELS:
+        if model_info(model).trainable:
             named.append((name, run_dir / name, model))
     rows = []
     for name, cmp_dir, model in named:
@@ -100,7 +101,7 @@ def memory_rows(specs: list[tuple[str, str, dict]], zoo_path: Path, act: str, co
 
 def write_subset_report(sub: Path, rows: list[dict], act: str, sizes: dict) -> str:
     """``sub/table.md`` and ``sub/tau_vs_scale.png`` from ``rows``; returns the table."""
-    from monomial_gmn._io import atomic_write_text
+    from monomial_gmn.io import atomic_write_text
     from monomial_gmn.train import plot_results, results_table
 
     title = f"generalization, {act} nets ({sizes['train']} train / {sizes['val']} val / {sizes['test']} test)"
@@ -141,7 +142,7 @@ def target_check(rows: list[dict], levels: list[float]) -> list[str]:
 
 def write_summary(out: Path) -> None:
     """``out/summary.md`` from every ``out/<act>/results.json`` present (tables + the issue-11 target check)."""
-    from monomial_gmn._io import atomic_write_text
+    from monomial_gmn.io import atomic_write_text
     from monomial_gmn.train import results_table
 
     lines = ["# Generalization prediction on digits-cnn (Kendall τ on the test split)", ""]
@@ -212,10 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
 
-    from monomial_gmn._io import atomic_write_json
+    from monomial_gmn.io import atomic_write_json
     from monomial_gmn.data import zoo_digest
     from monomial_gmn.train import compare
-    from monomial_gmn.train._compare import EVAL_SEED, parse_levels
+    from monomial_gmn.train import EVAL_SEED, parse_levels
     from monomial_gmn.train import open_run_zoo, split_for
 
     out = Path(a.out)

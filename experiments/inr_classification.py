@@ -113,7 +113,7 @@ def reference_rows(zoo, levels, eval_seed: int, train_set: str) -> list[dict]:
 def invariant_gbm_rows(zoo, levels, seeds, eval_seed, train_set: str, batch_size=256) -> list[dict]:
     from monomial_gmn.features import InvariantGBM
     from monomial_gmn.train import make_task, parse_augment
-    from monomial_gmn.train._trainer import _mix
+    from monomial_gmn.train import mix_seed
 
     task = make_task("inr-classification")
     task.setup(zoo)
@@ -129,7 +129,7 @@ def invariant_gbm_rows(zoo, levels, seeds, eval_seed, train_set: str, batch_size
             preds = []
             for b, start in enumerate(range(0, len(te), batch_size)):
                 chunk = te[start:start + batch_size]
-                batch = aug(zoo.batch(chunk), torch.Generator().manual_seed(_mix(eval_seed, b)))
+                batch = aug(zoo.batch(chunk), torch.Generator().manual_seed(mix_seed(eval_seed, b)))
                 preds.append(torch.as_tensor(model.predict(batch)))
             m = task.metrics(torch.cat(preds), task.targets(te))
             for metric, value in m.items():
@@ -181,7 +181,7 @@ def table(rows: list[dict], sizes: dict[str, dict[str, int]], levels: list[float
 
 def merge(parts: list[Path], out: Path) -> int:
     """One results.json / table.md / meta.json from partial runs (their metas are kept under 'parts')."""
-    from monomial_gmn._io import atomic_write_json, atomic_write_text
+    from monomial_gmn.io import atomic_write_json, atomic_write_text
 
     rows, metas = [], []
     for d in parts:
@@ -233,10 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.merge:
         return merge([Path(d) for d in a.merge.split(",") if d], Path(a.out))
 
-    from monomial_gmn._io import atomic_write_json, atomic_write_text
+    from monomial_gmn.io import atomic_write_json, atomic_write_text
     from monomial_gmn.train import compare
-    from monomial_gmn.train._compare import EVAL_SEED, parse_levels
-    from monomial_gmn.train._trainer import open_zoo
+    from monomial_gmn.train import EVAL_SEED, open_zoo, parse_levels
 
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()

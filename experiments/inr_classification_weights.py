@@ -38,8 +38,7 @@ OUT = RESULTS / "inr_classification_weights"
 
 def run(a) -> dict:
     from monomial_gmn.data import zoo_digest
-    from monomial_gmn.train import TrainConfig, evaluate_model, make_task, train
-    from monomial_gmn.train._trainer import build_backbone, open_zoo
+    from monomial_gmn.train import TrainConfig, build_backbone, evaluate_model, make_task, open_zoo, train
 
     torch.set_num_threads(a.threads)
     zoo_path = ensure_zoo("digits-siren", a.zoo, a.nets, seed=0, workers=1, copies=2, resolution=16)
@@ -89,7 +88,7 @@ def table(log: Path, out: Path, final: dict[str, str]) -> str:
     (seed 0) per model, then the final rows (``final``: model -> configuration key, chosen on validation) with
     test accuracy, mean ± std over the seeds that have it."""
     from _common import write_meta
-    from monomial_gmn._io import atomic_write_json, atomic_write_text
+    from monomial_gmn.io import atomic_write_json, atomic_write_text
 
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     out.mkdir(parents=True, exist_ok=True)

@@ -68,12 +68,12 @@ def reference_rows(zoo, task, idx: np.ndarray, levels: list[float]) -> list[dict
 def edited_renderings(run: Path, zoo, idx: np.ndarray) -> np.ndarray:
     """[len(idx), H, W] renderings of the edited INRs of a finished run's selected model."""
     from monomial_gmn.train import load_run
-    from monomial_gmn.train._trainer import _mix, _task_for, build_backbone
+    from monomial_gmn.train import build_backbone, mix_seed, task_for
 
     cfg, weights = load_run(run)
-    task = _task_for(cfg)
+    task = task_for(cfg)
     task.setup(zoo)
-    torch.manual_seed(_mix(cfg.seed, 0xB11D))
+    torch.manual_seed(mix_seed(cfg.seed, 0xB11D))
     module = task.wrap(build_backbone(cfg, task, zoo), zoo)
     module.load_state_dict(weights)
     module.eval()
@@ -89,7 +89,7 @@ def plot_grid(path: Path, edit: str, zoo, task, idx: np.ndarray, edited: dict[st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from monomial_gmn._io import atomic_path
+    from monomial_gmn.io import atomic_path
     from monomial_gmn.train import INRRenderer, coordinate_grid
 
     h, w = zoo.images.shape[1:]
@@ -173,9 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
 
-    from monomial_gmn._io import atomic_write_json, atomic_write_text
+    from monomial_gmn.io import atomic_write_json, atomic_write_text
     from monomial_gmn.train import TrainConfig, evaluate_run, make_task, open_zoo, train
-    from monomial_gmn.train._compare import EVAL_SEED, parse_levels
+    from monomial_gmn.train import EVAL_SEED, parse_levels
 
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()

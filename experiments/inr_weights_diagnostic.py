@@ -47,7 +47,7 @@ def fit_shared_init(zoo, arch, images: np.ndarray, init: dict, steps: int, lr: f
     """[n, P] INRs fitted to ``images`` exactly as data/_build_siren.py fits them (full-batch Adam, MSE on the
     pixel grid), except that every INR starts from the same ``init`` (dict of [P...] tensors)."""
     from monomial_gmn.data import siren_grid
-    from monomial_gmn.data._functional import stacked_forward
+    from monomial_gmn.graph import stacked_forward
 
     g, res = len(images), images.shape[-1]
     params = {n: t.unsqueeze(0).repeat(g, *([1] * t.dim())).clone() for n, t in init.items()}
@@ -71,8 +71,8 @@ def train_shared(view, arch, theta_s: np.ndarray, epochs: int, model: str = "mon
     """A weight-space model (defaults, hidden 32, 3 layers, seed 0) on the shared-init INRs (same images,
     splits and labels as ``view``); train accuracy of the val-selected weights for diagnosis."""
     from monomial_gmn.train import evaluate_model, make_task
-    from monomial_gmn.train._trainer import build_backbone
-    from monomial_gmn.data._zoo import Zoo
+    from monomial_gmn.train import build_backbone
+    from monomial_gmn.data import Zoo
     from monomial_gmn.train import TrainConfig, train
 
     params = {arch.name: theta_s.astype(np.float32)}
@@ -108,7 +108,7 @@ def main() -> int:
     from sklearn.preprocessing import StandardScaler
 
     from monomial_gmn.data import zoo_digest
-    from monomial_gmn.train._trainer import open_zoo
+    from monomial_gmn.train import open_zoo
 
     zoo = open_zoo(a.zoo)
     arch = next(iter(zoo.archs.values()))

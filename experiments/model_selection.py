@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     import torch
 
-    from monomial_gmn._io import atomic_write_json, atomic_write_text
+    from monomial_gmn.io import atomic_write_json, atomic_write_text
     from monomial_gmn.data import zoo_digest
 
     torch.set_num_threads(a.threads)

@@ -121,7 +121,7 @@ def _mean_tau(rows: list[dict], model: str, level: float) -> float:
 def claims(rows: list[dict], cmp_dirs: dict[int, Path], models: list[str], levels: list[float], seeds: int,
            n_boot: int, seed: int = 0) -> list[dict]:
     """The pairs compared (see the module docstring) with their paired bootstrap at every level."""
-    from monomial_gmn.train._compare import _fmt_level
+    from monomial_gmn.train import format_level
 
     means = {m: _mean_tau(rows, m, levels[0]) for m in models}
     ranked = [m for m in sorted(models, key=lambda m: -means[m] if np.isfinite(means[m]) else np.inf)]
@@ -136,7 +136,7 @@ def claims(rows: list[dict], cmp_dirs: dict[int, Path], models: list[str], level
     out = []
     for a, b in pairs:
         for lv in levels:
-            key = _fmt_level(lv)
+            key = format_level(lv)
             pa, targets = _load_predictions(cmp_dirs, a, seeds, key)
             pb, targets_b = _load_predictions(cmp_dirs, b, seeds, key)
             if any(not np.array_equal(targets[z], targets_b[z]) for z in targets):
@@ -197,12 +197,10 @@ def estimate(zoo: Path, act: str, models: list[str], variants: dict, tune: int, 
     and one fit of each boosted-tree model on ``zoo``'s ``act`` nets; project the wall time of ``tune`` trials ×
     ``runs_per_trial`` (zoo seeds × activations × training seeds) from the mean epochs of each space. Returns
     (a markdown table, the projected seconds)."""
-    from monomial_gmn._search_space import Choice, apply_overrides
-    from monomial_gmn.models import search_space
-    from monomial_gmn.train import GBM_MODELS, MODEL_NAMES, TrainConfig, open_run_zoo, train
+    from monomial_gmn.models import Choice, model_info
+    from monomial_gmn.train import TrainConfig, open_run_zoo, train, tuning_spaces
 
     z = open_run_zoo(zoo, act)
-    every = {p for m in MODEL_NAMES for p in search_space(m)}
     lines = ["| model | measured (wall s) | expected s per trial: wall / CPU |", "|---|---|---|"]
     total = cpu_total = 0.0
 
@@ -212,14 +210,14 @@ def estimate(zoo: Path, act: str, models: list[str], variants: dict, tune: int, 
         return sec, time.process_time() - c0
     for name in models:
         base, opts = variants.get(name, (name, {}))
-        space = apply_overrides({name: search_space(base)}, tune_space, [name], MODEL_NAMES, every)[name]
+        space = tuning_spaces([name], tune_space, variants)[name]
 
         def mean_of(key: str, default: float) -> float:
             d = space[key].dist if key in space else None
             return float(np.mean(d.values)) if isinstance(d, Choice) else default
 
         kw = {"model_kwargs": {base: opts}} if opts else {}
-        if base in GBM_MODELS:
+        if not model_info(base).trainable:
             cfg = TrainConfig(zoo=str(zoo), task="generalization", model=base, out=str(work / f"{name}-gbm"),
                               activation=act, **kw)
             sec, cpu = timed(cfg)
@@ -282,10 +280,10 @@ def main(argv: list[str] | None = None) -> int:
                         "print the projected wall time of the run these flags describe")
     a = p.parse_args(argv)
 
-    from monomial_gmn._io import atomic_write_json, atomic_write_text
+    from monomial_gmn.io import atomic_write_json, atomic_write_text
     from monomial_gmn.data import zoo_digest
     from monomial_gmn.train import compare, plot_results, results_table
-    from monomial_gmn.train._compare import parse_levels, parse_models, selection_table
+    from monomial_gmn.train import parse_levels, parse_models, selection_table
 
     t_start = time.perf_counter()
     torch.set_num_threads(a.threads)

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     import torch
 
-    from monomial_gmn._io import atomic_write_json, atomic_write_text
+    from monomial_gmn.io import atomic_write_json, atomic_write_text
     from monomial_gmn.train import compare
     from _common import parse_extra_model
     from protocol import claims, claims_table
