@@ -5,8 +5,8 @@ from ._arch import ACTIVATIONS, Architecture, SamePad2d, digits_cnn_architecture
 from ._batch import GraphLoader, batch_graphs, batch_stacked, graph_ids
 from ._convert import (ConvertContext, LayerConversion, graph_spec, op_symmetry, register_converter, register_op,
                        register_spec_builder, to_graph, to_module)
-from ._fx import fx_graph_spec, fx_to_graph
 from ._functional import stacked_forward
+from ._fx import fx_graph_spec, fx_to_graph
 from ._fx_spec import FxGraphSpec, NormKind, NormRecord
 from ._layer_stats import graph_index, kernel_window, layer_rms, layer_values, network_depth
 from ._modules import Sine
@@ -22,5 +22,6 @@ __all__ = [
     "kernel_side", "pad_canvas", "graph_to_networkx", "graph_from_networkx",
     "fx_graph_spec", "fx_to_graph", "FxGraphSpec", "NormKind", "NormRecord",
     "Architecture", "SamePad2d", "digits_cnn_architecture", "siren_architecture", "ACTIVATIONS", "stacked_forward",
-    "FACTORS", "magnitude_free", "sign_free", "graph_ids", "graph_index", "network_depth", "kernel_window", "layer_values", "layer_rms",
+    "FACTORS", "magnitude_free", "sign_free", "graph_ids", "graph_index", "network_depth", "kernel_window",
+    "layer_values", "layer_rms",
 ]
