@@ -76,9 +76,6 @@ def build_config(kind: str, nets: int, seed: int, chunk_size: int | None, option
             "options": opts}
 
 
-_config = build_config  # the old private name; experiments/protocol.py reads it until it switches
-
-
 def _chunk_dir(out: Path, c: int) -> Path:
     return out / "chunks" / f"chunk_{c:05d}"
 
