@@ -271,3 +271,30 @@ def test_undefined_tau_is_na_with_a_count_never_zero(zoo, tmp_path):
     assert "| old | **0.650 ± 0.000** |" in text and "0.990" not in text        # legacy rows are test rows
     assert math.isnan(kendall_tau(np.ones(5), np.arange(5.0))) and math.isnan(kendall_tau(np.ones(1), np.ones(1)))
     assert torch.isfinite(torch.tensor(kendall_tau(np.arange(5.0), np.arange(5.0))))
+
+
+def test_search_space_table_agrees_with_the_registry():
+    """The models docstring's search-space table names, for every parameter, exactly the models that tune it (the
+    readout parameters apply to every model that accepts the part)."""
+    import re
+
+    import monomial_gmn.models as models
+
+    lines = models.__doc__.split("Search spaces")[1].splitlines()
+    rules = [i for i, ln in enumerate(lines) if ln.startswith("====")]
+    rows = lines[rules[1] + 1:rules[2]]
+    width = len(lines[rules[0]].split()[0]) + 2
+    table: dict[str, set[str]] = {}
+    group: list[str] = []
+    for ln in rows:
+        cell, param = ln[:width].strip(), re.search(r"``(\w+)``", ln[width:]).group(1)
+        if cell:
+            group = list_models() if cell == "every model" else [m.strip() for m in cell.split(",")]
+        table.setdefault(param, set()).update(group)
+    for param, names in table.items():
+        assert names == {m for m in list_models() if param in model_info(m).search_space}, param
+    assert {p for m in list_models() for p in model_info(m).search_space} == set(table)
+    for m in list_models():                            # the readout parameters of every part a model accepts
+        space = model_info(m).search_space
+        assert ("feature_slots" in space) == ("features" in model_info(m).parts), m
+        assert {"probe_scales", "probe_agreement"} <= set(space) or "probes" not in model_info(m).parts, m

@@ -67,8 +67,8 @@ statnn-gbm, invariant-gbm            ``learning_rate``                          
                                      ``min_samples_leaf``                        {5, 10, 20, 40}
                                      ``l2_regularization``                       log-uniform [1e-3, 10]
                                      ``max_features`` (fraction per split)       {0.5, 0.8, 1}
-monomial, gmn, np, statnn,           ``probe_scales`` (with probes)              {[1], [0.1, 1, 10]}
-statnn-gbm, invariant-gbm            ``probe_agreement`` (with probes)           {0, 0.25}
+every model                          ``probe_scales`` (with probes)              {[1], [0.1, 1, 10]}
+                                     ``probe_agreement`` (with probes)           {0, 0.25}
 ===================================  ==========================================  ===================================
 
 The epoch counts are the full-size ones; pass ``tune_space={"epochs": [...]}`` (``--tune-space``) for quick runs.
