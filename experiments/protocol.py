@@ -178,9 +178,9 @@ def zoo_path(cache: Path, nets: int, seed: int, options: dict, workers: int) -> 
     built with another configuration (kind, nets, seed, chunk size, options) is refused, not reused."""
     import hashlib
 
-    from monomial_gmn.data._build import _config
+    from monomial_gmn.data import build_config
 
-    want = _config("digits-cnn", nets, seed, None, options)
+    want = build_config("digits-cnn", nets, seed, None, options)
     tag = "" if not options else "-" + hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
     path = ensure_zoo("digits-cnn", cache / f"digits-cnn-{nets}-s{seed}{tag}", nets, seed=seed, workers=workers,
                       **options)
