@@ -174,3 +174,17 @@ def test_gbms_take_probe_features(name, tmp_path):
         plain.load(tmp_path / "t.npz")
     with pytest.raises(TypeError, match="unexpected keyword argument 'feature_readout'"):
         build_model(name, out_dim=1, feature_readout=True)
+
+
+def test_weights_saved_with_the_old_feature_head_load_into_the_composed_model():
+    arch = digits_cnn_architecture("tanh")
+    batch = _batch(arch, n=4)
+    torch.manual_seed(0)
+    model = build_model("monomial", out_dim=1, hidden_dim=8, num_layers=1, feature_readout=True, feature_slots=4)
+    model.fit_normalizer(batch).eval()
+    old = {("feature_head." + k[len("parts.features."):]) if k.startswith("parts.features.")
+           else k[len("backbone."):]: v for k, v in model.state_dict().items()}   # MonomialGMN(feature_readout=True)
+    torch.manual_seed(1)
+    again = build_model("monomial", out_dim=1, hidden_dim=8, num_layers=1, feature_readout=True, feature_slots=4)
+    again.load_state_dict(old)
+    torch.testing.assert_close(again.eval()(batch), model(batch), rtol=0, atol=0)

@@ -8,16 +8,16 @@
 Every model takes the same input, a ParameterGraph ``Batch`` (see :class:`monomial_gmn.ParameterGraph`), and
 returns [B, out_dim] (``readout="invariant"``) or an edited graph (``readout="equivariant"``).
 
-=================  ==============================================  ======================  ================  =============
-name               model                                           readouts                readout parts     architectures
-=================  ==============================================  ======================  ================  =============
-``monomial``       :class:`monomial_gmn.nn.MonomialGMN`            invariant, equivariant  features, probes  mixed
-``gmn``            :class:`monomial_gmn.baselines.GMN`             invariant, equivariant  features, probes  mixed
-``np``             :class:`monomial_gmn.baselines.NFNNP`           invariant, equivariant  features, probes  one per batch
-``statnn``         :class:`monomial_gmn.baselines.StatNN`          invariant               features, probes  mixed
-``statnn-gbm``     :class:`monomial_gmn.baselines.StatNNGBM`       invariant               probes            mixed
-``invariant-gbm``  :class:`monomial_gmn.features.InvariantGBM`     invariant               probes            mixed
-=================  ==============================================  ======================  ================  =============
+=================  ===========================================  ======================  ================  =============
+name               model                                        readouts                readout parts     architectures
+=================  ===========================================  ======================  ================  =============
+``monomial``       :class:`monomial_gmn.nn.MonomialGMN`         invariant, equivariant  features, probes  mixed
+``gmn``            :class:`monomial_gmn.baselines.GMN`          invariant, equivariant  features, probes  mixed
+``np``             :class:`monomial_gmn.baselines.NFNNP`        invariant, equivariant  features, probes  one per batch
+``statnn``         :class:`monomial_gmn.baselines.StatNN`       invariant               features, probes  mixed
+``statnn-gbm``     :class:`monomial_gmn.baselines.StatNNGBM`    invariant               probes            mixed
+``invariant-gbm``  :class:`monomial_gmn.features.InvariantGBM`  invariant               probes            mixed
+=================  ===========================================  ======================  ================  =============
 
 ``statnn-gbm`` and ``invariant-gbm`` (boosted trees on StatNN statistics / on exactly invariant features) are not
 torch modules: ``model.is_torch_trainable`` is False; fit it with ``model.fit(train_batches,

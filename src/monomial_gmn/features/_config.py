@@ -33,7 +33,8 @@ def _plain_architectures(archs: Iterable[Any] | None) -> tuple[dict, ...] | None
     for a in archs:
         d = a.to_json() if hasattr(a, "to_json") else a
         if not isinstance(d, Mapping):
-            raise ValueError(f"architectures: expected Architecture objects or their JSON dicts, got {type(a).__name__}")
+            raise ValueError(f"architectures: expected Architecture objects or their JSON dicts, got "
+                             f"{type(a).__name__}")
         out.append(json.loads(json.dumps(d)))
     return tuple(out)
 

@@ -48,6 +48,7 @@ class ComposedModel(nn.Module):
         self.parts = nn.ModuleDict(dict(parts))
         self.readout = "invariant"
         self.out_dim = getattr(backbone, "out_dim", None)
+        self._register_load_state_dict_pre_hook(_from_feature_head)
 
     def reset_parameters(self) -> None:
         for m in (self.backbone, *self.parts.values()):
@@ -89,3 +90,16 @@ class ComposedModel(nn.Module):
 
     def extra_repr(self) -> str:
         return f"parts=[{', '.join(self.parts)}]"
+
+
+def _from_feature_head(state: dict, prefix: str, *args: Any) -> None:
+    """Weights saved before readouts were parts (``MonomialGMN(feature_readout=True)``: the feature MLP was the
+    model's ``feature_head``) are renamed to this layout: ``feature_head.*`` → ``parts.features.*``, the rest →
+    ``backbone.*``. (A head that also read probes was one joint MLP; its weights do not fit the probe part.)"""
+    old = prefix + "feature_head."
+    if not any(k.startswith(old) for k in state):
+        return
+    for k in [k for k in state if k.startswith(prefix)]:
+        rest = k[len(prefix):]
+        new = "parts.features." + rest[len("feature_head."):] if k.startswith(old) else "backbone." + rest
+        state[prefix + new] = state.pop(k)
