@@ -276,7 +276,9 @@ def test_agreement_is_the_reference_class_probability(frac, dtype):
     with pytest.raises(ValueError, match="call fit_reference"):
         pf(batch)
     batch.y = torch.as_tensor(y, dtype=dtype)
-    pf.fit_reference(batch)
+    with pytest.raises(ValueError, match="needs the training targets"):
+        pf.fit_reference(batch, None)  # the batch's y is never read: targets are explicit
+    pf.fit_reference(batch, y)
     ref = _reference_by_hand(pf, batch, y, frac)
     assert torch.equal(pf.reference0, ref)
     f = pf(batch)
@@ -287,7 +289,7 @@ def test_agreement_is_the_reference_class_probability(frac, dtype):
     logp = logp.squeeze(-1).view(8, 2, 16)
     want = torch.stack([logp.exp().mean(-1), logp.clamp_min(-50).mean(-1)], -1).flatten(1)
     torch.testing.assert_close(f[:, -4:].double(), want, rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=1e-7)
-    # targets given explicitly are the same as the batches' y; an upside-down ranking picks other networks
+    # the same targets as a list of batches give the same reference; an upside-down ranking picks other networks
     other = ProbeFeatures([arch], num_probes=16, scales=(0.5, 2.0), agreement=frac).fit_reference([batch], y)
     assert torch.equal(other.reference0, ref)
     if frac < 1:

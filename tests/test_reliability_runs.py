@@ -209,6 +209,29 @@ def test_probe_architectures_are_saved_with_the_run(tmp_path, cnn_zoo):
         json.loads((tmp_path / "p" / "metrics.json").read_text())["test"]["tau"], abs=1e-12)
 
 
+def test_evaluation_rebuilds_the_model_from_the_saved_model_config(tmp_path, cnn_zoo):
+    """The run's ModelConfig (backbone + readout parts, JSON) is what evaluation builds, not a re-derivation."""
+    train(_cfg(tmp_path, cnn_zoo, "m", epochs=1, model="gmn", model_kwargs={"feature_readout": True,
+                                                                         "feature_slots": 2}), progress=False)
+    path = tmp_path / "m" / "config.json"
+    rec = json.loads(path.read_text())
+    assert rec["model_config"]["name"] == "gmn" and rec["model_config"]["readouts"]["features"] is not None
+    tau = json.loads((tmp_path / "m" / "metrics.json").read_text())["test"]["tau"]
+    assert evaluate_run(tmp_path / "m", ["none"])["rows"][0]["tau"] == pytest.approx(tau, abs=1e-12)
+    # the saved config is read: one naming another model is refused, one without the readout part cannot load
+    path.write_text(json.dumps({**rec, "model_config": {**rec["model_config"], "name": "statnn"}}))
+    with pytest.raises(ValueError, match="model config is for model 'statnn'"):
+        evaluate_run(tmp_path / "m", ["none"])
+    path.write_text(json.dumps({**rec, "model_config": {**rec["model_config"],
+                                                         "readouts": {**rec["model_config"]["readouts"],
+                                                                      "features": None}}}))
+    with pytest.raises(ValueError, match="saved weights do not fit"):
+        evaluate_run(tmp_path / "m", ["none"])
+    # a run from before model configs were saved is rebuilt from its TrainConfig, as it was trained
+    path.write_text(json.dumps({k: v for k, v in rec.items() if k != "model_config"}))
+    assert evaluate_run(tmp_path / "m", ["none"])["rows"][0]["tau"] == pytest.approx(tau, abs=1e-12)
+
+
 # ------------------------------------------------------------------------------------------ item 7: normalisers
 @pytest.mark.parametrize("name", ["statnn", "np", "monomial"])
 def test_fit_normalizer_takes_a_batch_a_list_or_a_loader(cnn_zoo, name):

@@ -344,44 +344,40 @@ class ProbeFeatures(nn.Module):
     @torch.no_grad()
     def fit_reference(self, batches: Data | Iterable[Data], targets: Any = None) -> "ProbeFeatures":
         """Set the reference class of every probe (``agreement`` > 0): per probe and scale, the most frequent
-        top class among the networks whose target is in the top ``agreement`` fraction (all networks when
-        no targets are known).
+        top class among the networks whose target is in the top ``agreement`` fraction.
 
         Args:
             batches: training networks (a batch or an iterable of batches).
-            targets: one number per network, higher = better (e.g. test accuracy), in batch order; default:
-                each batch's ``y`` field if it has one.
+            targets: [B] one number per network, higher = better (e.g. test accuracy), in batch order. Required:
+                the fit is supervised, and a batch's own ``y`` field is never read here.
         """
         if self.agreement <= 0:
             raise ValueError("ProbeFeatures.fit_reference: this module was built with agreement=0")
+        if targets is None:
+            raise ValueError("ProbeFeatures.fit_reference needs the training targets (one per network, in batch "
+                             "order)")
         batches = [batches] if isinstance(batches, Data) else list(batches)
-        labels, slot_ids, ys = [], [], []
+        labels, slot_ids = [], []
         for bt in batches:
             o, sl = self._outputs64(bt, slots=True)
             labels.append(o.argmax(-1).cpu())
             slot_ids.append(sl.cpu())
-            y = getattr(bt, "y", None)
-            ys.append(None if y is None else y.detach().double().reshape(len(sl), -1)[:, 0].cpu())
         if not labels:
             raise ValueError("ProbeFeatures.fit_reference: no networks to fit on")
         lab, sl = torch.cat(labels), torch.cat(slot_ids)
-        if targets is not None:
-            y = torch.as_tensor(np.asarray(targets, dtype=np.float64)).reshape(len(lab), -1)[:, 0]
-        elif all(v is not None for v in ys):
-            y = torch.cat(ys)
-        else:
-            y = None
-        if y is not None and not bool(torch.isfinite(y).all()):
+        y = torch.as_tensor(np.asarray(targets, dtype=np.float64))
+        if y.numel() == 0 or y.numel() % len(lab):
+            raise ValueError(f"ProbeFeatures.fit_reference: {y.numel()} targets for {len(lab)} networks")
+        y = y.reshape(len(lab), -1)[:, 0]
+        if not bool(torch.isfinite(y).all()):
             raise ValueError("ProbeFeatures.fit_reference: the targets hold NaN or infinite values")
         for i in range(len(self._shape_slot)):
             mine = sl == i
             if not bool(mine.any()):
                 continue
-            pick = mine
-            if y is not None:
-                keep = max(1, math.ceil(self.agreement * int(mine.sum())))
-                cut = torch.sort(y[mine], descending=True).values[keep - 1]
-                pick = mine & (y >= cut)
+            keep = max(1, math.ceil(self.agreement * int(mine.sum())))
+            cut = torch.sort(y[mine], descending=True).values[keep - 1]
+            pick = mine & (y >= cut)
             counts = F.one_hot(lab[pick], self.out_dim).sum(0)  # [S·P, K]
             getattr(self, f"reference{i}").copy_(counts.argmax(-1))
         return self

@@ -193,6 +193,11 @@ class FeatureGBM:
 
         if self.needs_reference and not isinstance(data, (np.ndarray, tuple)):
             data = [data] if isinstance(data, Data) else list(data)
+            if y is None:  # fit's own targets: the batches' y, passed on explicitly
+                if any(getattr(b, "y", None) is None for b in data):
+                    raise ValueError(f"{type(self).__name__}.fit: a batch has no 'y' field; pass y=... or batches "
+                                     "with y")
+                y = np.concatenate([b.y.detach().cpu().numpy() for b in data], 0)
             self.fit_reference(data, y)
         x, yy = self._collect(data, y)
         yy = self._targets(yy, x.shape[0])

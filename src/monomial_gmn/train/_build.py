@@ -13,7 +13,7 @@ from torch import nn
 from ._config import TrainConfig, _fitted_model, model_options
 from ._tasks import Task
 
-__all__ = ["build_backbone", "model_config", "probe_architectures"]
+__all__ = ["build_backbone", "model_config", "probe_architectures", "saved_model"]
 
 
 def probe_architectures(cfg: TrainConfig, zoo: Any) -> list[dict[str, Any]] | None:
@@ -61,6 +61,26 @@ def build_backbone(cfg: TrainConfig, task: Task, zoo: Any, architectures: list |
     ``architectures``: what a probe part runs on (default: the zoo's).
     """
     return _construct(cfg, config=model_config(cfg, task, zoo, architectures))
+
+
+def saved_model(cfg: TrainConfig, task: Task, zoo: Any, record: dict[str, Any]) -> Any:
+    """A finished run's model, untrained, rebuilt from what the run saved: its
+    :class:`~monomial_gmn.models.ModelConfig` (``record["model_config"]``, the one serialisable description of
+    backbone and readout parts) — or, for a run from before configs were saved, from its ``TrainConfig`` and the
+    probe architectures it recorded. The saved config must be for ``task``'s output (width and readout)."""
+    from ..models import ModelConfig, build_model
+
+    saved = record.get("model_config")
+    if saved is None:
+        return build_backbone(cfg, task, zoo, record.get("architectures"))
+    config = ModelConfig.from_dict(saved)
+    if config.name != cfg.model:
+        raise ValueError(f"the run's model config is for model '{config.name}', its training config for "
+                         f"'{cfg.model}'")
+    if not _fitted_model(cfg.model) and (config.out_dim, config.readout) != (task.out_dim, task.readout):
+        raise ValueError(f"the run's model predicts {config.out_dim} value(s) with the {config.readout} readout; "
+                         f"task '{task.name}' on this zoo needs {task.out_dim} with the {task.readout} readout")
+    return _unexpected_option(cfg, lambda: build_model(config))
 
 
 def _construct(cfg: TrainConfig, config: Any = None, **kwargs: Any) -> Any:

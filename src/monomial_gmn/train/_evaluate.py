@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ._augment import parse_augment
-from ._build import build_backbone
+from ._build import saved_model
 from ._config import TrainConfig, _fitted_model, mix_seed, task_for
 from ._fitted import _gbm_predict, _saved_gbm
 from ._run import _probe_archs_of_run, _read_record, _run_zoo, _splits, load_run
@@ -51,11 +51,15 @@ def evaluate_model(module: nn.Module, zoo: Any, task: Task, idx: np.ndarray, aug
 
 
 def _saved_module(run: str | os.PathLike, cfg: TrainConfig, weights: dict[str, Tensor], task: Task,
-                  zoo: Any, architectures: list | None = None) -> nn.Module:
-    """The task module of a finished torch run, rebuilt from its config (a probe readout for
-    ``architectures``, the run's) and loaded with its selected weights."""
+                  zoo: Any, record: dict[str, Any]) -> nn.Module:
+    """The task module of a finished torch run, rebuilt from its saved model config (:func:`saved_model`)
+    and loaded with its selected weights."""
     torch.manual_seed(mix_seed(cfg.seed, 0xB11D))
-    module = task.wrap(build_backbone(cfg, task, zoo, architectures), zoo)
+    try:
+        model = saved_model(cfg, task, zoo, record)
+    except ValueError as exc:
+        raise ValueError(f"{run}: {exc}") from None
+    module = task.wrap(model, zoo)
     try:
         module.load_state_dict(weights)
     except RuntimeError as exc:
@@ -95,7 +99,7 @@ def ensemble_run_metrics(runs: list[str | os.PathLike], augments: list[str], zoo
                                  f"on (digest {digest[:12]}, not {rec['zoo_digest'][:12]})")
     task.setup(zoo)
     idx = _splits(zoo, cfgs[0])[split]
-    modules = [(_saved_module(run, cfg, weights, task, zoo, rec.get("architectures")), cfg)
+    modules = [(_saved_module(run, cfg, weights, task, zoo, rec), cfg)
                for run, (cfg, weights), rec in zip(runs, saved, recs)]
     rows = []
     for a in augments:
@@ -128,15 +132,15 @@ def evaluate_run(run: str | os.PathLike, augments: list[str], zoo_path: str | No
     task = task_for(cfg)
     zoo, zpath, digest = _run_zoo(run, cfg, rec, zoo_path, zoo)
     own = digest == rec.get("zoo_digest") or (zoo_path is None and rec.get("zoo_digest") is None)
-    archs = _probe_archs_of_run(run, cfg, rec, own)
+    _probe_archs_of_run(run, cfg, rec, own)  # refuses an old run without them on another zoo
     task.setup(zoo)
     idx = _splits(zoo, cfg)[split]
     rows = []
     if _fitted_model(cfg.model):
-        model = _saved_gbm(run, cfg, task, zoo, archs, own)
+        model = _saved_gbm(run, cfg, task, zoo, rec, own)
         predict = lambda a: _gbm_predict(model, zoo, idx, a, seed, cfg.eval_batch_size, torch.float32)  # noqa: E731
     else:
-        module = _saved_module(run, cfg, weights, task, zoo, archs)
+        module = _saved_module(run, cfg, weights, task, zoo, rec)
         predict = lambda a: predict_model(module, zoo, task, idx, a, seed, cfg.eval_batch_size)  # noqa: E731
     targets = task.targets(idx)
     for a in augs:

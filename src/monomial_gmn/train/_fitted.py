@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .._io import atomic_write_json
 from ._augment import parse_augment
-from ._build import _construct, build_backbone, model_config
+from ._build import _construct, model_config, saved_model
 from ._config import TrainConfig, mix_seed
 from ._distributed import DistContext
 from ._run import _check_resume_config, _check_resume_zoo, _read_record, _record, _result, _splits
@@ -74,11 +74,14 @@ def _train_gbm(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndar
     return result
 
 
-def _saved_gbm(run: Path, cfg: TrainConfig, task: Task, zoo: Any, architectures: list | None,
-               own_zoo: bool) -> Any:
-    """The fitted trees of a boosted-tree run (``RUN/model.npz``). A run from before they were saved is refitted
+def _saved_gbm(run: Path, cfg: TrainConfig, task: Task, zoo: Any, record: dict[str, Any], own_zoo: bool) -> Any:
+    """The fitted trees of a boosted-tree run (``RUN/model.npz``), on the model rebuilt from the run's saved
+    config (:func:`~monomial_gmn.train._build.saved_model`). A run from before the trees were saved is refitted
     (deterministically) on its own zoo only: refitting on other networks would be another model."""
-    model = build_backbone(cfg, task, zoo, architectures)
+    try:
+        model = saved_model(cfg, task, zoo, record)
+    except ValueError as exc:
+        raise ValueError(f"{run}: {exc}") from None
     path = run / "model.npz"
     if path.is_file():
         return model.load(path)
