@@ -80,10 +80,12 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
 
-from ._search_space import Choice, LogUniform, Param
+from ._defaults import TRAIN_DEFAULTS
+from ._search_space import Choice, LogUniform, Param, Uniform
 
 __all__ = ["build_model", "build_from_config", "list_models", "register_model", "model_info", "count_parameters",
-           "ModelInfo", "ModelConfig", "ComposedModel", "search_space", "READOUT_PARTS"]
+           "ModelInfo", "ModelConfig", "ComposedModel", "search_space", "READOUT_PARTS", "Param", "Choice",
+           "LogUniform", "Uniform"]
 
 #: the readout parts a model can accept (see the module docstring)
 READOUT_PARTS = ("features", "probes")
@@ -171,7 +173,7 @@ class ModelConfig:
         name: registered model name.
         out_dim: prediction width (classes for classification).
         readout: ``"invariant"`` or ``"equivariant"``.
-        hidden_dim, num_layers: width and depth of the backbone.
+        hidden_dim, num_layers: width and depth of the backbone (default: the run defaults, 64 and 3).
         options: the backbone's other constructor options (e.g. ``dropout``, ``depth`` for ``np``, scikit-learn
             options for the GBMs).
         readouts: the readout parts (:class:`monomial_gmn.features.ReadoutsConfig`; none by default).
@@ -180,8 +182,8 @@ class ModelConfig:
     name: str
     out_dim: int
     readout: str = "invariant"
-    hidden_dim: int = 128
-    num_layers: int = 4
+    hidden_dim: int = TRAIN_DEFAULTS["hidden_dim"]
+    num_layers: int = TRAIN_DEFAULTS["num_layers"]
     options: Mapping[str, Any] = field(default_factory=dict)
     readouts: Any = None
 
@@ -207,8 +209,9 @@ class ModelConfig:
         return hash(json.dumps(self.to_dict(), sort_keys=True, default=repr))
 
     @classmethod
-    def from_kwargs(cls, name: str, out_dim: int, readout: str = "invariant", hidden_dim: int = 128,
-                    num_layers: int = 4, **kw: Any) -> "ModelConfig":
+    def from_kwargs(cls, name: str, out_dim: int, readout: str = "invariant",
+                    hidden_dim: int = TRAIN_DEFAULTS["hidden_dim"], num_layers: int = TRAIN_DEFAULTS["num_layers"],
+                    **kw: Any) -> "ModelConfig":
         """The config of ``build_model(name, out_dim, readout, hidden_dim, num_layers, **kw)``: the flat readout
         options (``feature_readout``, ``feature_slots``, ``probes``, ``probe_*``, ``architectures``) become
         :attr:`readouts`, the rest :attr:`options`."""
@@ -267,7 +270,8 @@ def build_from_config(config: ModelConfig) -> Any:
 
 
 def build_model(name: str | ModelConfig, out_dim: int | None = None, readout: str = "invariant",
-                hidden_dim: int = 128, num_layers: int = 4, **kw: Any):
+                hidden_dim: int = TRAIN_DEFAULTS["hidden_dim"], num_layers: int = TRAIN_DEFAULTS["num_layers"],
+                **kw: Any):
     """Construct a registered model.
 
     Args:
@@ -275,7 +279,8 @@ def build_model(name: str | ModelConfig, out_dim: int | None = None, readout: st
             ``'invariant-gbm'``), or a :class:`ModelConfig` (then nothing else is passed).
         out_dim: prediction width (classes for classification).
         readout: ``"invariant"`` (→ [B, out_dim]) or ``"equivariant"`` (→ edited graph).
-        hidden_dim, num_layers: width and depth of the backbone (ignored by the GBMs).
+        hidden_dim, num_layers: width and depth of the backbone (ignored by the GBMs); default the run defaults
+            of :mod:`monomial_gmn._defaults` (64, 3), the model ``train``/``compare`` build without options.
         **kw: model-specific options (e.g. ``kernel_side``, ``dropout``, ``depth`` for ``np``,
             ``task``/``seed`` and scikit-learn options for the GBMs) and the readout-part options
             (``feature_readout``, ``feature_slots``, ``probes``, ``probe_outputs``, ``probe_scales``,
