@@ -240,3 +240,63 @@ def test_checker_flags_synthetic_bad_imports():
                "y": "def f():\n    from monomial_gmn.data import _functional\n",
                "z": "from monomial_gmn.train import _mix\n"}
     assert len(violations(clean, bad_exp)) == 3
+
+
+# ------------------------------------------------------------------------------------------------ private modules
+#: package-top modules any module may import by their private names
+SHARED_LEAVES = {"_errors", "_io", "_version", "_defaults", "_search_space"}
+
+
+def private_imports(sources: dict[str, tuple[str, bool]]) -> list[str]:
+    """Every import in ``sources`` (``{module: (source, is_package)}``) of a private module or name of another
+    unit (``monomial_gmn.<sub>._x``, ``from monomial_gmn.<sub> import _x``, lazy imports included): a module
+    reaches other subpackages through their ``__init__`` names only. A subpackage's own private modules and the
+    package-top leaves in :data:`SHARED_LEAVES` are allowed; a top-level module (``monomial_gmn.models``) is a
+    unit of its own."""
+    known = set(sources)
+    problems = []
+    for module, (source, is_package) in sorted(sources.items()):
+        here = unit(module)
+        for target, name, line in imports_of(module, is_package, source, known):
+            if unit(target) in (None, "experiments", here):
+                continue
+            parts = target.split(".")[1:] + ([name] if name and name != "*" else [])
+            if parts and parts[0] not in SHARED_LEAVES and any(_private(p) for p in parts):
+                problems.append(f"{module}:{line} imports {target}" + (f".{name}" if name else "")
+                                + f": a private module or name of {parts[0]}")
+    return problems
+
+
+def test_no_module_imports_another_subpackages_private_module():
+    assert private_imports(package_sources()) == []
+
+
+def test_private_import_check_flags_synthetic_sources():
+    """Sensitivity: private modules of other subpackages are flagged however they are reached (relative,
+    absolute, lazy, ``from pkg import _mod``); the public ``__init__`` names, a subpackage's own private modules
+    and the package-top leaves are not."""
+    base = {"monomial_gmn.graph": ("from ._spec import GraphSpec\n", True),
+            "monomial_gmn.graph._spec": ("", False),
+            "monomial_gmn.nn": ("from ._model import M\n", True),
+            "monomial_gmn.nn._model": ("", False),
+            "monomial_gmn._errors": ("", False),
+            "monomial_gmn._defaults": ("", False),
+            "monomial_gmn.models": ("", False)}
+    clean = ("from ..graph import GraphSpec\nfrom .._errors import ZooFormatError\nfrom .._defaults import X\n"
+             "from ._model import M\nimport monomial_gmn.graph\n")
+    assert private_imports({**base, "monomial_gmn.nn._other": (clean, False)}) == []
+    assert private_imports({**base, "monomial_gmn.models": ("from .nn import M\nfrom ._errors import E\n",
+                                                            False)}) == []
+
+    def flagged(module: str, source: str) -> list[str]:
+        return private_imports({**base, module: (source, False)})
+
+    assert flagged("monomial_gmn.nn._bad", "from ..graph._spec import GraphSpec\n")
+    assert flagged("monomial_gmn.nn._bad", "def f():\n    from ..graph._spec import GraphSpec\n")
+    assert flagged("monomial_gmn.nn._bad", "from ..graph import _spec\n")
+    assert flagged("monomial_gmn.nn._bad", "import monomial_gmn.graph._spec\n")
+    assert flagged("monomial_gmn.train._bad", "from monomial_gmn.nn._model import M\n")
+    assert flagged("monomial_gmn.models", "def f():\n    from .nn._model import M\n")
+    assert flagged("monomial_gmn.verify", "from .graph._spec import GraphSpec\n")
+    assert flagged("monomial_gmn.nn._bad", "from .. import _hidden\n")
+    assert len(flagged("monomial_gmn.nn._bad", "from ..graph._spec import GraphSpec\nfrom ..nn._model import M\n")) == 1

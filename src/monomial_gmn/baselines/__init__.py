@@ -6,7 +6,7 @@
 * :class:`StatNNGBM` — the same statistics → scikit-learn gradient-boosted trees (fit/predict, no SGD).
 
 All are invariant (or equivariant) to permutations of hidden neurons only, *not* to the scales and signs of
-the monomial group (law: b_i → d_i b_i, W[i, j] → d_i W[i, j] / d_j; see :class:`monomial_gmn.ParameterGraph`).
+the monomial group (the transformation law of :mod:`monomial_gmn.graph._parameter_graph`).
 """
 
 from ._gbm import StatNNFeatures, StatNNGBM

@@ -13,8 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from ..features import FeatureGBM, ProbeFeatures
-from ..features._gbm import probe_part
+from ..features import FeatureGBM, ProbeFeatures, probe_part
 from ._stats import statnn_feature_names, statnn_features
 
 __all__ = ["StatNNGBM", "StatNNFeatures"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..nn._perm import GMNLayer, PermutationGMN, normalize_layers, sinusoidal_encoding
-from ..nn._perm import edit_in_normalised_space as _edit_in_normalised_space
+from ..nn import GMNLayer, PermutationGMN, normalize_layers, sinusoidal_encoding
+from ..nn import edit_in_normalised_space as _edit_in_normalised_space
 
 __all__ = ["GMN", "GMNLayer", "sinusoidal_encoding", "normalize_layers"]
 

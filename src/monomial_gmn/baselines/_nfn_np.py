@@ -10,10 +10,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from ..graph._parameter_graph import kernel_side, pad_canvas
-from ..graph._symmetry import Role, Symmetry
-from ..nn import EquivariantHead, InvariantHead
-from ..nn._canon import fixed_index
+from ..graph import Role, Symmetry, kernel_side, pad_canvas
+from ..nn import EquivariantHead, InvariantHead, fixed_index
 from ._gmn import _edit_in_normalised_space, normalize_layers, sinusoidal_encoding
 from ._stats import graph_index
 

@@ -1,6 +1,6 @@
 """Re-export: :class:`RunningStandardize` lives in :mod:`monomial_gmn.features` (the feature readouts use it, and
 features must not import baselines)."""
 
-from ..features._standardize import RunningStandardize
+from ..features import RunningStandardize
 
 __all__ = ["RunningStandardize"]

@@ -28,7 +28,7 @@ class StatNN(nn.Module):
         \big]_{s=1..K} \in \mathbb{R}^{15K},\qquad f(G) = \mathrm{MLP}(\mathrm{standardise}(\phi(G)))
 
     The features are invariant to permutations of hidden neurons but not to their scales or signs (the
-    law b_i → d_i b_i, W[i, j] → d_i W[i, j] / d_j changes the statistics).
+    transformation law of :mod:`monomial_gmn.graph._parameter_graph` changes the statistics).
 
     Args:
         out_dim: output size.

@@ -21,7 +21,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.utils import scatter
 
-from ..graph._layer_stats import graph_index, kernel_window, layer_rms, layer_values, network_depth
+from ..graph import graph_index, kernel_window, layer_rms, layer_values, network_depth
 
 __all__ = ["QUANTILES", "STAT_NAMES", "graph_index", "network_depth", "kernel_window", "layer_slots",
            "grouped_stats", "layer_values", "layer_rms", "statnn_features", "statnn_feature_names"]

@@ -10,7 +10,7 @@ The command line is ``monomial-gmn bench`` (see ``--help``).
 from ._measure import (linear_fit, measure_conversion, measure_matmul, measure_model, measure_scaling,
                        measure_training)
 from ._worker import run_in_subprocess
-from ._models import MODEL_NAMES, ModelUnavailable, build_bench_model
+from ._models import MODEL_NAMES, ModelUnavailable, bench_model_names, build_bench_model
 from ._report import format_markdown, format_table
 from ._runner import TARGETS, BenchConfig, check_targets, plan_tasks, quick_config, run_bench
 from ._shapes import SHAPES, BenchShape, cnn_zoo_net, siren_net, synthetic_zoo
@@ -20,7 +20,7 @@ __all__ = [
     "BenchConfig", "run_bench", "plan_tasks", "quick_config", "check_targets", "TARGETS", "format_table", "format_markdown",
     "measure_conversion", "measure_matmul", "measure_model", "measure_scaling", "measure_training", "linear_fit",
     "run_in_subprocess",
-    "MODEL_NAMES", "ModelUnavailable", "build_bench_model",
+    "MODEL_NAMES", "ModelUnavailable", "build_bench_model", "bench_model_names",
     "SHAPES", "BenchShape", "cnn_zoo_net", "siren_net", "synthetic_zoo",
     "time_it", "loadavg", "peak_rss_mb", "machine_info",
 ]

@@ -24,12 +24,13 @@ the flat options ``feature_readout``, ``feature_slots``, ``probes``, ``probe_*``
 Boosted trees: :class:`FeatureGBM` (trees on any extractors' features) and :class:`InvariantGBM` (on the invariant
 features, optionally with probe features).
 
-Building blocks shared with the baselines: :class:`RunningStandardize`, :func:`make_mlp`, :func:`signed_log`.
+Building blocks shared with the baselines: :class:`RunningStandardize`, :func:`make_mlp`, :func:`signed_log`,
+:func:`probe_part` (the optional probe-feature part of a boosted-tree model).
 """
 
 from ._canonical import balance, canonicalize
 from ._config import READOUT_OPTIONS, FeatureReadoutConfig, ProbeConfig, ReadoutsConfig, make_probes
-from ._gbm import InvariantGBM
+from ._gbm import InvariantGBM, probe_part
 from ._invariant import (BALANCED, PATH_NORM_NAMES, PER_LAYER, feature_names, invariant_features, num_features, path_norms,
                          weight_statistics)
 from ._mlp import make_mlp, signed_log
@@ -44,5 +45,5 @@ __all__ = [
     "segment_stats", "PER_LAYER", "PATH_NORM_NAMES", "InvariantGBM", "FeatureGBM",
     "InvariantFeatures", "FeatureReadout", "InvariantFeatureMLP", "ProbeReadout", "signed_log", "ProbeFeatures",
     "probe_feature_names", "summarize_outputs", "make_probes", "ReadoutsConfig", "FeatureReadoutConfig",
-    "ProbeConfig", "READOUT_OPTIONS", "RunningStandardize", "make_mlp",
+    "ProbeConfig", "READOUT_OPTIONS", "RunningStandardize", "make_mlp", "probe_part",
 ]

@@ -18,6 +18,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from ..graph import graph_index
+
 __all__ = ["FeatureCache", "graph_digests"]
 
 _M1 = 0xBF58476D1CE4E5B9 - (1 << 64)      # splitmix64 constants as signed int64
@@ -62,12 +64,7 @@ def graph_digests(data: Data) -> Tensor:
     """[B, 2] int64 digests of each graph of a ParameterGraph/Batch over ``x``, ``edge_attr``, the local
     ``edge_index`` and the codes ``sym``, ``layer``, ``role``, ``edge_layer`` (plus node/edge counts)."""
     n = data.x.shape[0]
-    batch = getattr(data, "batch", None)
-    if batch is None:
-        batch = torch.zeros(n, dtype=torch.long, device=data.x.device)
-        b = 1
-    else:
-        b = int(data.num_graphs)
+    batch, b = graph_index(data)
     node_count = torch.bincount(batch, minlength=b)
     node_start = torch.cumsum(node_count, 0) - node_count
     local_node = torch.arange(n, device=batch.device) - node_start[batch]

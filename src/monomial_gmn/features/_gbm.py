@@ -27,8 +27,8 @@ class InvariantGBM(FeatureGBM):
 
     The fit/predict surface of :class:`~monomial_gmn.features.FeatureGBM` (``fit(batches, y, val_data, val_y)``,
     ``predict``, ``model(batch)`` → [B, out_dim], ``is_torch_trainable = False``), but its inputs —
-    statistics of canonical weights and path norms — are invariant under the whole monomial group (law:
-    b_i → d_i b_i, W[i, j] → d_i W[i, j] / d_j, hidden neurons permuted), so its predictions on rescaled or
+    statistics of canonical weights and path norms — are invariant under the whole monomial group (the
+    transformation law of :mod:`monomial_gmn.graph._parameter_graph`), so its predictions on rescaled or
     sign-flipped networks are those on the originals (up to float rounding at tree thresholds).
 
     Args:

@@ -1,8 +1,9 @@
 """Exactly invariant readout features of networks: statistics of canonical weights, and path norms.
 
 ``invariant_features(G)`` is a vector per network that does not change when the network is transformed by
-any element of its monomial group (law: ``b_i → d_i b_i``, ``W[i, j] → d_i W[i, j] / d_j``, hidden neurons
-permuted). It carries what StatNN (Unterthiner et al., 2020) reads from raw weights, made invariant:
+any element of its monomial group (the transformation law of :mod:`monomial_gmn.graph._parameter_graph`:
+hidden neurons permuted and scaled). It carries what StatNN (Unterthiner et al., 2020) reads from raw weights,
+made invariant:
 
 * per layer, statistics (mean, std, quantiles 0/25/50/75/100 %) of the *canonical* weights, their absolute
   values, the canonical biases and their absolute values (see :func:`~monomial_gmn.features.canonicalize`:
@@ -32,7 +33,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from ..graph._layer_stats import kernel_window
+from ..graph import graph_index, kernel_window
 from ._canonical import balance, canonicalize
 from ._segments import STAT_NAMES, segment_stats
 
@@ -60,16 +61,9 @@ def feature_names(num_layers: int, path_norm: bool = True, balanced: bool = True
     return names + (list(PATH_NORM_NAMES) if path_norm else [])
 
 
-def _graph_ids(graph: Data) -> tuple[Tensor, int]:
-    batch = getattr(graph, "batch", None)
-    if batch is None:
-        return torch.zeros(graph.x.shape[0], dtype=torch.long, device=graph.x.device), 1
-    return batch, int(graph.num_graphs)
-
-
 def _slots(graph: Data, num_layers: int | None) -> tuple[Tensor, Tensor, Tensor, int, int]:
     """Per edge: graph id and slot; per node: slot (−1 for inputs); number of graphs B; slots L."""
-    gid, b = _graph_ids(graph)
+    gid, b = graph_index(graph)
     src = graph.edge_index[0]
     egid = gid[src]
     el = graph.edge_layer
@@ -105,7 +99,7 @@ def _layer_table(graph: Data, num_layers: int | None) -> tuple[Tensor, int, int]
     sup = _support(graph, egid, b)
     seg_e = (egid * L + edge_slot).unsqueeze(-1).expand_as(e)[sup]
     w = e[sup]
-    gid, _ = _graph_ids(graph)
+    gid, _ = graph_index(graph)
     keep = node_slot >= 0
     bias = x[keep].reshape(-1)
     seg_b = (gid[keep] * L + node_slot[keep]).unsqueeze(-1).expand(-1, x.shape[1]).reshape(-1)
@@ -127,7 +121,7 @@ def path_norms(graph: Data) -> Tensor:
     values remove signs). Computed by propagating ones from the inputs through |W| (resp. W², ℓ2 taken as a
     square root at the end), one vectorised step per layer index.
     """
-    gid, b = _graph_ids(graph)
+    gid, b = graph_index(graph)
     e, x = graph.edge_attr, graph.x
     src, dst = graph.edge_index
     el = graph.edge_layer

@@ -8,8 +8,8 @@ used alone. Each one is an MLP on standardised, signed-log features of one *extr
 * :class:`ProbeReadout` — on :class:`~monomial_gmn.features.ProbeFeatures` (the networks' outputs on fixed random
   probes).
 
-Both are exactly invariant under each network's monomial group (law: b_i → d_i b_i, W[i, j] → d_i W[i, j] / d_j,
-hidden neurons permuted): their features are. Fitting is in two explicit steps:
+Both are exactly invariant under each network's monomial group (the transformation law of
+:mod:`monomial_gmn.graph._parameter_graph`): their features are. Fitting is in two explicit steps:
 
 * :meth:`FeatureReadout.fit_normalizer` (unsupervised): the standardisation statistics of the training features;
 * :meth:`FeatureReadout.fit_reference` (supervised, only for extractors that need it, e.g. probes measuring

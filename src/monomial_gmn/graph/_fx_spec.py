@@ -17,8 +17,8 @@ field          shape / dtype  meaning
 =============  =============  ===============================================================================
 
 Law: the converter gives every neuron that carries a norm the factor set {1} (symmetry ``none``, or ``fixed``),
-so a group element only *moves* these rows with their neuron (``x_{π(i)} ← d_i x_i`` with d_i = 1 on every
-column), which is exactly what :meth:`MonomialTransform.act_graph` does with node-level fields. Graphs
+so the transformation law (stated once, in :mod:`monomial_gmn.graph._parameter_graph`) only *moves* these rows
+with their neuron, which is exactly what :meth:`MonomialTransform.act_graph` does with node-level fields. Graphs
 without norms have neither field, so they are identical to Sequential-walker graphs;
 :func:`monomial_gmn.batch_graphs` fills the fields with zeros for such graphs when they are batched with
 graphs that have them.

@@ -5,6 +5,7 @@ features transform channel-wise like biases and weights).
 """
 
 from ._canon import TINY, Canonicalize, fixed_index, inverse_norm2, node_sym
+from ._compose import ComposedModel
 from ._encoder import GraphEncoder
 from ._heads import EquivariantHead, InvariantHead
 from ._kernel import canvas_index, canvas_weight
@@ -14,4 +15,5 @@ from ._perm import GMNLayer, PermutationGMN, edit_in_normalised_space, normalize
 
 __all__ = ["MonomialGMN", "DESIGNS", "PermutationGMN", "GMNLayer", "MonomialMPLayer", "GraphEncoder", "Canonicalize",
            "InvariantHead", "EquivariantHead", "inverse_norm2", "canvas_index", "canvas_weight", "TINY", "DEFAULT_EDGE_DIM",
-           "fixed_index", "node_sym", "normalize_layers", "sinusoidal_encoding", "edit_in_normalised_space"]
+           "fixed_index", "node_sym", "normalize_layers", "sinusoidal_encoding", "edit_in_normalised_space",
+           "ComposedModel"]

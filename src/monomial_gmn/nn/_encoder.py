@@ -35,7 +35,8 @@ class GraphEncoder(nn.Module):
     encodings multiply features of scaled neurons and are *added* only where d ≡ 1 (input/output neurons
     and symmetry ``none``); per-index embeddings ``p`` only on fixed (never permuted) neurons.
 
-    Law: ``h^0(g·G) = g·h^0(G)`` (∝ d_i) and ``e^0(g·G) = g·e^0(G)`` (∝ d_i/d_j).
+    Law: ``h^0(g·G) = g·h^0(G)`` (∝ d_i) and ``e^0(g·G) = g·e^0(G)`` (∝ d_i/d_j), channel-wise, as stated in
+    :mod:`monomial_gmn.graph._parameter_graph`.
 
     Args:
         channels: C, node feature width.

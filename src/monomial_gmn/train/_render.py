@@ -11,8 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..graph import graph_spec
-from ..graph._parameter_graph import kernel_side
+from ..graph import graph_spec, kernel_side
 
 __all__ = ["INRRenderer", "coordinate_grid"]
 
@@ -58,18 +57,11 @@ class INRRenderer(nn.Module):
         if li != len(spec.layers):
             raise ValueError("INRRenderer: the template's Linear layers do not match its graph layers")
         self.num_nodes, self.num_edges, self.side = spec.num_nodes, spec.num_edges, spec.side
-        src, dst = spec.edge_index
-        n = spec.num_nodes
         self._gathers: list[Tensor] = []
         self._bias_nodes: list[Tensor | None] = []
         self._shapes: list[tuple[int, int]] = []
         for k, rec in enumerate(spec.layers):
-            in_local = torch.full((n,), -1, dtype=torch.long)
-            in_local[rec.in_nodes] = torch.arange(rec.n_in)
-            out_local = torch.full((n,), -1, dtype=torch.long)
-            out_local[rec.out_nodes] = torch.arange(rec.n_out)
-            edges = torch.nonzero(spec.edge_layer == k).flatten()
-            lin = out_local[dst[edges]] * rec.n_in + in_local[src[edges]]
+            edges, lin = spec.layer_edges(k)
             gather = torch.empty_like(edges)
             gather[lin] = edges  # row-major (out, in) position → canonical edge id
             self._gathers.append(gather)

@@ -161,7 +161,7 @@ class INRClassificationTask(Task):
         y = np.asarray(zoo.columns["label"])
         where = zoo.meta.get("path", "the zoo") if isinstance(getattr(zoo, "meta", None), dict) else "the zoo"
         if y.size and np.issubdtype(y.dtype, np.integer) and (y < 0).any():
-            from ..data._siren_dir import LABEL_SOURCES
+            from ..data import LABEL_SOURCES
 
             some = "has no labels" if (y < 0).all() else f"has no label for {int((y < 0).sum())} of {y.size} networks"
             raise ValueError(f"task 'inr-classification' needs a class label per network, but {where} {some} "

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from .._io import atomic_path
-from ..graph._symmetry import Role, Symmetry
+from ..graph import Role, Symmetry
 
 __all__ = ["draw_graph", "GraphTooLargeError", "SYMMETRY_STYLE", "MAX_DRAW_NODES", "MAX_DRAW_EDGES"]
 
