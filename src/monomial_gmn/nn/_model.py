@@ -9,8 +9,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from ..graph._symmetry import Symmetry
-from ..group._canonical import CANONICAL_SCALES, canonical_form
+from ..graph import Symmetry
+from ..group import CANONICAL_SCALES, canonical_form
 from ._canon import node_sym
 from ._encoder import GraphEncoder
 from ._heads import EquivariantHead, InvariantHead
