@@ -10,7 +10,7 @@ from monomial_gmn.models import list_models, model_info
 
 def test_model_lists_are_the_registry():
     import monomial_gmn.train as t
-    from monomial_gmn.bench._models import bench_model_names
+    from monomial_gmn.bench import bench_model_names
     from monomial_gmn.train import GBM_MODELS, MODEL_NAMES, fitted_models, model_names
 
     assert MODEL_NAMES == model_names() == tuple(list_models())

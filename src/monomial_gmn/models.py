@@ -35,7 +35,7 @@ Readouts on exactly invariant features are parts of a model, not options of its 
   on N fixed random probes (:class:`monomial_gmn.features.ProbeFeatures`) — a probe readout
   (:class:`monomial_gmn.features.ProbeReadout`) for torch models, extra tree features for the GBMs.
 
-A torch model with parts is a :class:`~monomial_gmn.nn._compose.ComposedModel`: ``backbone(batch) + Σ
+A torch model with parts is a :class:`~monomial_gmn.nn.ComposedModel`: ``backbone(batch) + Σ
 part(batch)`` (invariant readout only). Every model is described by one frozen, JSON-serialisable
 :class:`ModelConfig` (``ModelConfig.from_kwargs(name, out_dim, ..., **options)``, ``to_dict()``/``from_dict()``,
 ``build()``); :func:`build_model` is ``ModelConfig.from_kwargs(...).build()``. Before training call
@@ -262,7 +262,7 @@ def build_from_config(config: ModelConfig) -> Any:
     backbone = info.factory(**base, **opts)
     if not parts:
         return backbone
-    from .nn._compose import ComposedModel
+    from .nn import ComposedModel
 
     modules = parts.build_parts(config.out_dim, hidden_dim=config.hidden_dim,
                                 dropout=float(opts.get("dropout", 0.0)), owner=config.name)
@@ -396,7 +396,7 @@ register_model("invariant-gbm", _invariant_gbm, ("invariant",),
 def __getattr__(name: str) -> Any:
     """``ComposedModel`` (the backbone + readout parts module), imported when asked for (it needs torch)."""
     if name == "ComposedModel":
-        from .nn._compose import ComposedModel
+        from .nn import ComposedModel
 
         return ComposedModel
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from .._errors import GraphMismatchError
-from ..graph import Architecture, kernel_side, stacked_forward
+from ..graph import Architecture, graph_ids, kernel_side, stacked_forward
 
 __all__ = ["ProbeFeatures", "probe_feature_names", "summarize_outputs"]
 
@@ -116,16 +116,8 @@ class _ArchIndex:
         self.codes = _node_codes(spec)                                     # [N]
         src, dst = spec.edge_index
         self.keys = dst * self.num_nodes + src                             # [E], sorted (canonical order)
-        self.layer_edges = []     # per layer: canonical edge ids, their (out*n_in + in) position
-        n = self.num_nodes
-        for li, rec in enumerate(spec.layers):
-            ids = torch.nonzero(spec.edge_layer == li).flatten()
-            in_local = torch.full((n,), -1, dtype=torch.long)
-            in_local[rec.in_nodes] = torch.arange(rec.n_in)
-            out_local = torch.full((n,), -1, dtype=torch.long)
-            out_local[rec.out_nodes] = torch.arange(rec.n_out)
-            lin = out_local[dst[ids]] * rec.n_in + in_local[src[ids]]
-            self.layer_edges.append((ids, lin))
+        # per layer: canonical edge ids, their (out*n_in + in) position (GraphSpec.layer_edges)
+        self.layer_edges = [spec.layer_edges(li) for li in range(len(spec.layers))]
 
     def same_layout(self, other: "_ArchIndex") -> bool:
         return (self.num_nodes == other.num_nodes and self.num_edges == other.num_edges
@@ -177,8 +169,8 @@ class ProbeFeatures(nn.Module):
     means output k on probe p) — what an INR classifier wants: an INR's outputs at fixed coordinates are samples
     of its image; ``"both"`` gives the summaries then the raw outputs.
 
-    Transformation law: invariant. The monomial group of a network (b_i → d_i b_i,
-    W[i, j] → d_i W[i, j] / d_j, hidden neurons permuted) does not change the function it computes, so
+    Transformation law: invariant. The monomial group of a network (its law:
+    :mod:`monomial_gmn.graph._parameter_graph`) does not change the function it computes, so
     ``probes(g·G) == probes(G)`` up to float rounding (the tests check relative error ≤ 1e-5 in fp32).
 
     Args:
@@ -293,9 +285,7 @@ class ProbeFeatures(nn.Module):
         """[B, S·P, K] float64 outputs (and, with ``slots``, each network's probe-bank slot [B])."""
         x_all, ei = data.x, data.edge_index
         n = x_all.shape[0]
-        batch = getattr(data, "batch", None)
-        if batch is None:
-            batch = torch.zeros(n, dtype=torch.long, device=x_all.device)
+        batch = graph_ids(data, n, x_all.device)
         b = int(batch.max()) + 1 if n else 0
         b = max(b, int(getattr(data, "num_graphs", b) or b))
         node_count = torch.bincount(batch, minlength=b)
