@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd = f"python experiments/quality_defaults.py {' '.join(argv or sys.argv[1:])}"
     all_claims = []
     md = ["# Paired bootstraps over test nets", "", f"Command: `{cmd}`", ""]
-    tables = [f"# Test Kendall τ at the shared defaults: {len(a.zoo)} zoo(s) × {a.seeds} training seeds", "",
+    zoos = f"{len(a.zoo)} zoo seed" + ("s" if len(a.zoo) > 1 else "")
+    tables = [f"# Test Kendall τ at the shared defaults: {zoos} × {a.seeds} training seeds", "",
               f"Command: `{cmd}`", "", "Zoos: " + ", ".join(f"`{z}` (digest {d[:12]}…)" for z, d in zip(a.zoo, digests))
               + f". Each cell: mean ± std over the {len(a.zoo) * a.seeds} (zoo, training seed) pairs.", ""]
     for act in acts:
