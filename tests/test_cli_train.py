@@ -221,3 +221,22 @@ def test_compare_runs_named_variants_beside_registered_models(tmp_path, zoo):
         compare(str(zoo), "generalization", ["monomial+typo"], [0], tmp_path / "w", variants=variants)
     with pytest.raises(ValueError, match="must be \\(registered model"):
         compare(str(zoo), "generalization", ["x"], [0], tmp_path / "w", variants={"x": "monomial"})
+
+
+def test_demo_gives_every_model_the_same_readout_parts():
+    """The demo's default compares weights alone; its +probe variants give each model the feature and probe
+    readouts it accepts (the same probe bank), so no model is shown with a readout the others cannot have."""
+    from monomial_gmn.cli.cmd_demo import DEFAULT_MODELS, VARIANTS
+    from monomial_gmn.graph import digits_cnn_architecture
+    from monomial_gmn.models import ModelConfig, list_models, model_info
+
+    assert all(m in list_models() for m in DEFAULT_MODELS.split(","))     # plain registered models only
+    archs = [digits_cnn_architecture("relu").to_json()]
+    probes = set()
+    for name, (model, opts) in VARIANTS.items():
+        assert name == f"{model}+probe"
+        cfg = ModelConfig.from_kwargs(model, out_dim=1, **opts, architectures=archs)
+        assert set(cfg.readouts.parts) == set(model_info(model).parts)   # every part the model can take
+        probes.add(cfg.readouts.probes.count)
+    assert probes == {128}
+    assert {m for m, _ in VARIANTS.values()} == {m for m in DEFAULT_MODELS.split(",")}

@@ -14,13 +14,18 @@ from pathlib import Path
 
 from .cmd_train import one_line_errors
 
-DEFAULT_MODELS = "monomial+probe,monomial,gmn,statnn,np,statnn-gbm"
+DEFAULT_MODELS = "monomial,gmn,statnn,np,statnn-gbm"
 
-#: Configured models the demo can list beside the registered ones.
+#: Configured models the demo can list beside the registered ones: ``<model>+probe`` adds the readout parts to
+#: every model (the exactly invariant feature readout where the model takes it, and 128 random probes: each
+#: CNN's outputs on fixed random images, which the group does not change). The default compares the models on
+#: their weights alone; ``--models monomial+probe,gmn+probe,...`` gives every model the same readouts.
 VARIANTS = {
-    # MonomialGMN with the exactly invariant feature readout and 128 random probes (outputs of each CNN on
-    # fixed random images; the group does not change them): the library's strongest generalization predictor.
     "monomial+probe": ("monomial", {"feature_readout": True, "feature_slots": 4, "probes": 128}),
+    "gmn+probe": ("gmn", {"feature_readout": True, "feature_slots": 4, "probes": 128}),
+    "np+probe": ("np", {"feature_readout": True, "feature_slots": 4, "probes": 128}),
+    "statnn+probe": ("statnn", {"feature_readout": True, "feature_slots": 4, "probes": 128}),
+    "statnn-gbm+probe": ("statnn-gbm", {"probes": 128}),
 }
 
 
@@ -49,8 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nets", type=int, default=800, help="CNNs in the zoo, both activations (default: 800)")
     p.add_argument("--workers", type=int, default=2, help="processes building the zoo (default: 2)")
     p.add_argument("--models", default=DEFAULT_MODELS,
-                   help=f"comma-separated registered models, or monomial+probe (MonomialGMN with the invariant "
-                        f"feature and probe readout) (default: {DEFAULT_MODELS})")
+                   help=f"comma-separated registered models, or MODEL+probe (the model with the invariant feature "
+                        f"and probe readout parts: {', '.join(VARIANTS)}) (default: {DEFAULT_MODELS})")
     p.add_argument("--levels", default="0,1,2,3,4", help="augmentation levels (default: 0,1,2,3,4)")
     p.add_argument("--activations", default="relu,tanh", help="subsets to run (default: relu,tanh)")
     p.add_argument("--seeds", type=int, default=2, help="seeds per model (default: 2)")
