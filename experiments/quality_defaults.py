@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     acts = [s for s in a.activations.split(",") if s]
     digests = [zoo_digest(z) for z in a.zoo]
-    cmd = f"python experiments/quality_defaults.py {' '.join(argv or sys.argv[1:])}"
+    cmd = "python experiments/quality_defaults.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     all_claims = []
     md = ["# Paired bootstraps over test nets", "", f"Command: `{cmd}`", ""]
     zoos = f"{len(a.zoo)} zoo seed" + ("s" if len(a.zoo) > 1 else "")
