@@ -7,6 +7,11 @@ augmentation level. For each activation subset it calls ``monomial_gmn.train.com
 reused), then writes the paired bootstrap over test nets beside every comparison (``protocol.claims``).
 
     python experiments/quality_defaults.py --zoo zoos/digits-cnn-2048-s0 --zoo zoos/digits-cnn-2048-s1 --seeds 3
+    python experiments/quality_defaults.py --zoo-seeds 0,1 --seeds 3     # the same, building the zoos if absent
+
+``--zoo-seeds`` builds (or reuses, when the build there finished with the same configuration)
+``CACHE/digits-cnn-<nets>-s<seed>`` with ``monomial_gmn.data.build_zoo`` (byte-identical whatever the worker
+count), so the table comes from an empty cache with one command.
 
 With one ``--zoo`` it writes ``OUT/<act>/`` (compare's results.json, table.md, tau_vs_scale.png, meta.json with the
 zoo digest, runs); with several, zoo i's are in ``OUT/z<i>/<act>/``. Then ``OUT/claims.md`` / ``OUT/claims.json``
@@ -34,7 +39,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--zoo", required=True, action="append", help="a zoo (repeat for several zoo seeds)")
+    p.add_argument("--zoo", action="append", default=[], help="a zoo (repeat for several zoo seeds)")
+    p.add_argument("--zoo-seeds", default=None, help="build or reuse digits-cnn zoos of these seeds (e.g. 0,1) "
+                                                     "in --cache, after any --zoo")
+    p.add_argument("--nets", type=int, default=2048, help="nets per built zoo (default 2048)")
+    p.add_argument("--cache", default=str(ROOT / "zoos"), help="where --zoo-seeds zoos are built (default zoos/)")
+    p.add_argument("--workers", type=int, default=2, help="zoo build worker processes (default 2)")
     p.add_argument("--models", default="monomial,gmn,np,statnn-gbm")
     p.add_argument("--activations", default="relu,tanh")
     p.add_argument("--levels", default="0,1,2,3,4")
@@ -57,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     from protocol import claims, claims_table
 
     torch.set_num_threads(a.threads)
+    if a.zoo_seeds:
+        from protocol import zoo_path
+
+        a.zoo += [str(zoo_path(Path(a.cache), a.nets, int(z), {}, a.workers)) for z in a.zoo_seeds.split(",") if z]
+    if not a.zoo:
+        p.error("name at least one --zoo or --zoo-seeds")
     variants = {name: (model, kw) for name, model, kw in map(parse_extra_model, a.extra_model)}
     models = [m for m in a.models.split(",") if m] + list(variants)
     levels = [float(x) for x in a.levels.split(",")]

@@ -245,3 +245,35 @@ def test_paired_bootstrap_detects_a_real_difference():
     assert same["delta"] == 0.0 and same["low"] == same["high"] == 0.0
     const = {z: [np.ones(len(t[z]))] for z in t}
     assert protocol.paired_bootstrap(const, good, t, n_boot=10)["delta"] is None      # undefined τ: no claim
+
+
+def test_quality_defaults_pools_several_zoos_and_rebuilds_from_saved(tmp_path, tiny_zoo):
+    """Two zoos → one table over (zoo, training seed) pairs and bootstraps over both zoos' test nets; the same
+    tables again from the saved results without training; saved results of another zoo are refused."""
+    sys.path.insert(0, str(EXPERIMENTS))
+    try:
+        qd = importlib.import_module("quality_defaults")
+    finally:
+        sys.path.remove(str(EXPERIMENTS))
+    other = tmp_path / "other"
+    make_cnn_zoo(other, n=48, channels=2, seed=5)
+    out = tmp_path / "q"
+    argv = ["--zoo", str(tiny_zoo), "--zoo", str(other), "--models", "statnn,statnn-gbm", "--activations", "relu",
+            "--levels", "0,2", "--seeds", "2", "--bootstrap", "20", "--out", str(out)]
+    assert qd.main(argv) == 0
+    assert (out / "z0" / "relu" / "results.json").is_file() and (out / "z1" / "relu" / "results.json").is_file()
+    table = (out / "table-relu.md").read_text()
+    assert "2 zoo seeds × 2 training seeds" in table and "| statnn-gbm |" in table
+    claims = (out / "claims-relu.md").read_text()
+    nets = sum(len(json.loads((out / f"z{i}" / "relu" / "predictions" / "statnn-gbm-s0.json").read_text())["targets"])
+               for i in (0, 1))
+    assert f"{nets} test nets" in claims and "| statnn | statnn-gbm |" in claims.replace("statnn-gbm | statnn |",
+                                                                                        "statnn | statnn-gbm |")
+    def body(name):
+        return [ln for ln in (out / name).read_text().splitlines() if not ln.startswith("Command:")]
+
+    first, first_claims = body("table-relu.md"), body("claims-relu.md")
+    assert qd.main([*argv, "--from-saved"]) == 0
+    assert body("table-relu.md") == first and body("claims-relu.md") == first_claims
+    with pytest.raises(SystemExit, match="another zoo"):
+        qd.main(["--zoo", str(other), "--zoo", str(tiny_zoo), *argv[4:], "--from-saved"])
