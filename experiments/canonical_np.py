@@ -59,10 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     import monomial_gmn as mg
-    from monomial_gmn.data import zoo_digest
-    from monomial_gmn.io import atomic_write_json, atomic_write_text
     from monomial_gmn.models import register_model, search_space
-    from model_selection import run, table
+    from model_selection import run, write
 
     register_model("canonical-np", lambda out_dim, readout, hidden_dim, num_layers, **kw:
                    CanonicalNP(out_dim, readout, hidden_dim, num_layers, **kw), ("invariant",),
@@ -71,9 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     configs = {"canonical-np-h64-e30": {"model": "canonical-np", "model_kwargs": {"depth": depth}}}
     out = Path(a.out)
     rows = run(a.zoo, configs, [s for s in a.activations.split(",") if s], a.seeds, Path(a.runs or out / "runs"))
-    digest = zoo_digest(a.zoo)
-    atomic_write_json(out / "results.json", {"zoo_digest": digest, "rows": rows})
-    atomic_write_text(out / "table.md", table(rows, " ".join(["python", *sys.argv]), digest))
+    write(out, a.zoo, rows)
     return 0
 
 

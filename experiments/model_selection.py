@@ -66,6 +66,17 @@ def table(rows: list[dict], command: str, digest: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write(out: Path, zoo: str, rows: list[dict]) -> None:
+    """``OUT/results.json`` (the zoo's digest and the rows) and ``OUT/table.md``."""
+    from monomial_gmn.data import zoo_digest
+    from monomial_gmn.io import atomic_write_json, atomic_write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    digest = zoo_digest(zoo)
+    atomic_write_json(out / "results.json", {"zoo_digest": digest, "rows": rows})
+    atomic_write_text(out / "table.md", table(rows, " ".join(["python", *sys.argv]), digest))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--zoo", required=True)
@@ -78,19 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     import torch
 
-    from monomial_gmn.io import atomic_write_json, atomic_write_text
-    from monomial_gmn.data import zoo_digest
-
     torch.set_num_threads(a.threads)
     configs = json.loads(a.configs)
     if not isinstance(configs, dict) or not all(isinstance(c, dict) and "model" in c for c in configs.values()):
         raise SystemExit("--configs must be a JSON object of objects, each with a 'model'")
     rows = run(a.zoo, configs, [s for s in a.activations.split(",") if s], a.seeds, Path(a.runs))
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    digest = zoo_digest(a.zoo)
-    atomic_write_json(out / "results.json", {"zoo_digest": digest, "rows": rows})
-    atomic_write_text(out / "table.md", table(rows, " ".join(["python", *sys.argv]), digest))
+    write(Path(a.out), a.zoo, rows)
     return 0
 
 
