@@ -227,6 +227,12 @@ def test_evaluation_rebuilds_the_model_from_the_saved_model_config(tmp_path, cnn
                                                                       "features": None}}}))
     with pytest.raises(ValueError, match="saved weights do not fit"):
         evaluate_run(tmp_path / "m", ["none"])
+    # a damaged model config is a clear refusal, not a traceback from deep inside
+    for bad, msg in [("oops", "model_config must be a JSON object"),
+                     ({**rec["model_config"], "readouts": {"probes": {"count": "x"}}}, "malformed model_config")]:
+        path.write_text(json.dumps({**rec, "model_config": bad}))
+        with pytest.raises(ValueError, match=msg):
+            evaluate_run(tmp_path / "m", ["none"])
     # a run from before model configs were saved is rebuilt from its TrainConfig, as it was trained
     path.write_text(json.dumps({k: v for k, v in rec.items() if k != "model_config"}))
     assert evaluate_run(tmp_path / "m", ["none"])["rows"][0]["tau"] == pytest.approx(tau, abs=1e-12)

@@ -73,7 +73,12 @@ def saved_model(cfg: TrainConfig, task: Task, zoo: Any, record: dict[str, Any]) 
     saved = record.get("model_config")
     if saved is None:
         return build_backbone(cfg, task, zoo, record.get("architectures"))
-    config = ModelConfig.from_dict(saved)
+    if not isinstance(saved, dict):
+        raise ValueError(f"config.json: model_config must be a JSON object, not {type(saved).__name__}")
+    try:
+        config = ModelConfig.from_dict(saved)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ValueError(f"config.json: malformed model_config ({exc})") from None
     if config.name != cfg.model:
         raise ValueError(f"the run's model config is for model '{config.name}', its training config for "
                          f"'{cfg.model}'")
