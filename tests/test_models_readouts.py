@@ -188,3 +188,16 @@ def test_weights_saved_with_the_old_feature_head_load_into_the_composed_model():
     again = build_model("monomial", out_dim=1, hidden_dim=8, num_layers=1, feature_readout=True, feature_slots=4)
     again.load_state_dict(old)
     torch.testing.assert_close(again.eval()(batch), model(batch), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"probes": "many"}, r"probes must be an integer in \[2, 65536\]"),
+    ({"probes": 10 ** 9}, r"probes must be an integer in \[2, 65536\]"),
+    ({"probes": True}, r"probes must be an integer"),
+    ({"feature_readout": "yes"}, "feature_readout must be true or false"),
+])
+def test_bad_readout_options_are_refused_by_name(options, message):
+    from monomial_gmn.models import ModelConfig
+
+    with pytest.raises(ValueError, match=message):
+        ModelConfig.from_kwargs("gmn", out_dim=1, **options)

@@ -17,6 +17,9 @@ from typing import Any, Iterable, Mapping, Sequence
 from ._probe import _OUTPUT_MODES, ProbeFeatures
 from ._readouts import InvariantFeatureMLP, ProbeReadout
 
+#: The largest probe bank a config accepts (each probe is one input per architecture, run in float64).
+MAX_PROBES = 65536
+
 __all__ = ["FeatureReadoutConfig", "ProbeConfig", "ReadoutsConfig", "READOUT_OPTIONS", "make_probes"]
 
 #: the flat keyword options that describe readout parts (all models that accept parts take them)
@@ -89,8 +92,10 @@ class ProbeConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.count, bool) or int(self.count) != self.count or self.count < 2:
-            raise ValueError(f"probes must be an integer >= 2 (the number of probes), got {self.count!r}")
+        if isinstance(self.count, bool) or not isinstance(self.count, (int, float)) or int(self.count) != self.count \
+                or not 2 <= self.count <= MAX_PROBES:
+            raise ValueError(f"probes must be an integer in [2, {MAX_PROBES}] (the number of probes), got "
+                             f"{self.count!r}")
         if self.outputs not in _OUTPUT_MODES:
             raise ValueError(f"probe_outputs must be one of {_OUTPUT_MODES}, got {self.outputs!r}")
         scales = tuple(float(v) for v in (self.scales if isinstance(self.scales, (list, tuple)) else [self.scales]))
@@ -187,6 +192,8 @@ class ReadoutsConfig:
                 ``probe_agreement`` etc. without ``probes``) or a bad value; names ``owner``.
         """
         rest = {k: v for k, v in options.items() if k not in READOUT_OPTIONS}
+        if not isinstance(options.get("feature_readout", False), bool):
+            raise ValueError(f"{owner}: feature_readout must be true or false, got {options['feature_readout']!r}")
         features = None
         if options.get("feature_readout"):
             features = FeatureReadoutConfig(options.get("feature_slots", 8))
