@@ -69,12 +69,12 @@ def parse_models(text: str | Sequence[str], variants: Iterable[str] = ()) -> lis
     """'monomial,gmn' → ['monomial', 'gmn'] (ValueError naming an unknown model); names in ``variants`` (see
     :func:`compare`) are accepted beside the registered models."""
     names = [m.strip() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
-    known = set(variants)
+    known = list(dict.fromkeys(variants))
     if not names:
         raise ValueError("--models is empty")
     for m in names:
         if m not in model_names() and m not in known:
-            raise ValueError(f"unknown model {m!r}; expected one of {', '.join(model_names())}")
+            raise ValueError(f"unknown model {m!r}; expected one of {', '.join([*model_names(), *known])}")
     if len(set(names)) != len(names):
         raise ValueError(f"--models lists a model twice: {','.join(names)}")
     return names
