@@ -3,7 +3,7 @@
 from typing import Any
 
 from ._augment import Augment, augment_level_bound, parse_augment
-from ._build import build_backbone, probe_architectures, saved_model
+from ._build import build_backbone, saved_model
 from ._compare import EVAL_SEED, compare, parse_levels, parse_models, tuning_spaces
 from ._config import TrainConfig, fitted_models, mix_seed, model_names, model_options, task_for
 from ._distributed import DistContext, dist_context
@@ -24,7 +24,7 @@ __all__ = [
     "TrainConfig", "train", "evaluate_model", "predict_model", "evaluate_run", "ensemble_run_metrics", "load_run",
     "open_zoo", "open_run_zoo", "split_for", "MODEL_NAMES", "GBM_MODELS",
     "model_names", "fitted_models", "model_options", "mix_seed", "task_for", "build_backbone", "saved_model",
-    "probe_architectures", "evaluate_gbm", "EVAL_SEED", "parse_levels", "parse_models", "selection_table",
+    "evaluate_gbm", "EVAL_SEED", "parse_levels", "parse_models", "selection_table",
     "format_level", "tuning_spaces",
 ]
 

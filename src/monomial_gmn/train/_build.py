@@ -13,17 +13,7 @@ from torch import nn
 from ._config import TrainConfig, _fitted_model, model_options
 from ._tasks import Task
 
-__all__ = ["build_backbone", "model_config", "probe_architectures", "saved_model"]
-
-
-def probe_architectures(cfg: TrainConfig, zoo: Any) -> list[dict[str, Any]] | None:
-    """The architectures (JSON) the trainer hands a model with ``probes`` (the zoo's), or None when the model
-    has no probes or its options name architectures themselves. A run saves them (``config.json``), so that
-    evaluating it on another zoo rebuilds the very same probe readout."""
-    opts = model_options(cfg.model_kwargs, cfg.model)
-    if not opts.get("probes") or "architectures" in opts:
-        return None
-    return [a.to_json() for a in getattr(zoo, "archs", {}).values()]
+__all__ = ["build_backbone", "model_config", "saved_model"]
 
 
 def model_config(cfg: TrainConfig, task: Task, zoo: Any, architectures: list | None = None) -> Any:
@@ -60,7 +50,7 @@ def build_backbone(cfg: TrainConfig, task: Task, zoo: Any, architectures: list |
 
     ``architectures``: what a probe part runs on (default: the zoo's).
     """
-    return _construct(cfg, config=model_config(cfg, task, zoo, architectures))
+    return _construct(cfg, model_config(cfg, task, zoo, architectures))
 
 
 def saved_model(cfg: TrainConfig, task: Task, zoo: Any, record: dict[str, Any]) -> Any:
@@ -68,7 +58,7 @@ def saved_model(cfg: TrainConfig, task: Task, zoo: Any, record: dict[str, Any]) 
     :class:`~monomial_gmn.models.ModelConfig` (``record["model_config"]``, the one serialisable description of
     backbone and readout parts) — or, for a run from before configs were saved, from its ``TrainConfig`` and the
     probe architectures it recorded. The saved config must be for ``task``'s output (width and readout)."""
-    from ..models import ModelConfig, build_model
+    from ..models import ModelConfig
 
     saved = record.get("model_config")
     if saved is None:
@@ -85,17 +75,15 @@ def saved_model(cfg: TrainConfig, task: Task, zoo: Any, record: dict[str, Any]) 
     if not _fitted_model(cfg.model) and (config.out_dim, config.readout) != (task.out_dim, task.readout):
         raise ValueError(f"the run's model predicts {config.out_dim} value(s) with the {config.readout} readout; "
                          f"task '{task.name}' on this zoo needs {task.out_dim} with the {task.readout} readout")
-    return _unexpected_option(cfg, lambda: build_model(config))
+    return _construct(cfg, config)
 
 
-def _construct(cfg: TrainConfig, config: Any = None, **kwargs: Any) -> Any:
-    """``build_model(config)`` (or ``build_model(cfg.model, **kwargs)``); an option the model's constructor does
-    not take is a ValueError naming the model and the option (the CLI reports it in one line)."""
+def _construct(cfg: TrainConfig, config: Any) -> Any:
+    """``build_model(config)``; an option the model's constructor does not take is a ValueError naming the model
+    and the option (the CLI reports it in one line)."""
     from ..models import build_model
 
-    if config is not None:
-        return _unexpected_option(cfg, lambda: build_model(config))
-    return _unexpected_option(cfg, lambda: build_model(cfg.model, **kwargs))
+    return _unexpected_option(cfg, lambda: build_model(config))
 
 
 def _unexpected_option(cfg: TrainConfig, make: Any) -> Any:

@@ -42,7 +42,7 @@ def evaluate_gbm(model: Any, zoo: Any, task: Task, idx: np.ndarray, augment: str
 
 
 def _train_gbm(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndarray], ctx: DistContext,
-               resume: bool, digest: str, archs: list | None, evaluate_test: bool = True) -> dict[str, Any]:
+               resume: bool, digest: str, evaluate_test: bool = True) -> dict[str, Any]:
     """Fit the boosted trees once; ``RUN/model.npz`` holds them (see ``StatNNGBM.save``: no pickle)."""
     out = Path(cfg.out)
     if resume and (out / "metrics.json").exists():
@@ -51,8 +51,8 @@ def _train_gbm(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndar
         _check_resume_zoo(saved, digest, cfg, out / "config.json")
         return json.loads((out / "metrics.json").read_text())
     t0 = time.perf_counter()
-    mcfg = model_config(cfg, task, zoo, archs)
-    model = _construct(cfg, config=mcfg)
+    mcfg = model_config(cfg, task, zoo)
+    model = _construct(cfg, mcfg)
     # Training copies are transformed once by the training augmentation (the GBM is not SGD-trained).
     aug = parse_augment(cfg.augment)
     batch = aug(zoo.batch(splits["train"], dtype=torch.float32),
@@ -69,7 +69,7 @@ def _train_gbm(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndar
                      time.perf_counter() - t0, ctx)
     if ctx.is_main:
         model.save(out / "model.npz")
-        atomic_write_json(out / "config.json", _record(cfg, digest, archs, mcfg))
+        atomic_write_json(out / "config.json", _record(cfg, digest, mcfg))
         atomic_write_json(out / "metrics.json", result)
     return result
 

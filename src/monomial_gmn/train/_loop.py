@@ -40,14 +40,14 @@ def _lr_factor(step: int, total: int, warmup: float) -> float:
 
 def _train_sgd(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndarray], ctx: DistContext,
                resume: bool, progress: bool, ckpt_path: Path, crash_after: int | None, digest: str,
-               archs: list | None, evaluate_test: bool = True) -> dict[str, Any]:
+               evaluate_test: bool = True) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     out = Path(cfg.out)
     dtype = torch.float32
     torch.manual_seed(mix_seed(cfg.seed, 0xB11D))
-    mcfg = model_config(cfg, task, zoo, archs)
-    backbone = _construct(cfg, config=mcfg)
+    mcfg = model_config(cfg, task, zoo)
+    backbone = _construct(cfg, mcfg)
     _fit_normalizer(backbone, zoo, task, splits["train"], cfg.eval_batch_size)
     module = task.wrap(backbone, zoo).to(ctx.device)
     params = _num_params(module)
@@ -71,21 +71,20 @@ def _train_sgd(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndar
         _check_resume_config(ck["config"], cfg, ckpt_path)
         _check_resume_zoo({**ck["config"], "zoo_digest": ck.get("zoo_digest")}, digest, cfg, ckpt_path)
         if ctx.is_main:  # the record of a run started by an older version gains the path and the digest
-            atomic_write_json(out / "config.json", _record(cfg, digest, archs, mcfg))
+            atomic_write_json(out / "config.json", _record(cfg, digest, mcfg))
         module.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         best_state = ck["best_state"]
         state.update(ck["state"])
     elif ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "config.json", _record(cfg, digest, archs, mcfg))
+        atomic_write_json(out / "config.json", _record(cfg, digest, mcfg))
 
     def save() -> None:
         if ctx.is_main:
             atomic_torch_save({"version": _CKPT_VERSION, "config": cfg.to_dict(), "model": module.state_dict(),
                                "optimizer": opt.state_dict(), "best_state": best_state, "state": dict(state),
-                               "zoo_digest": digest, "architectures": archs,
-                               "model_config": mcfg.to_dict()}, ckpt_path)
+                               "zoo_digest": digest, "model_config": mcfg.to_dict()}, ckpt_path)
 
     net = module
     if ctx.distributed:

@@ -150,17 +150,24 @@ def _check_resume_zoo(saved: dict[str, Any], digest: str, cfg: TrainConfig, path
                          f"run's zoo, or another TrainConfig.out")
 
 
-def _record(cfg: TrainConfig, digest: str, architectures: list | None, model_config: Any = None) -> dict[str, Any]:
+def _record(cfg: TrainConfig, digest: str, model_config: Any) -> dict[str, Any]:
     """What ``RUN/config.json`` holds: the TrainConfig (``zoo`` as an absolute path), the digest of the networks
     the run reads (:func:`monomial_gmn.data.zoo_digest` of ``open_run_zoo(zoo, activation, train_with)``),
     for a model with probes the architectures its probe readout was built for, and the model's
     :class:`~monomial_gmn.models.ModelConfig` (``model_config``, its ``to_dict()``; runs before it lack it)."""
     rec = {**cfg.to_dict(), "zoo_digest": digest}
-    if architectures is not None:
-        rec["architectures"] = architectures
-    if model_config is not None:
-        rec["model_config"] = model_config.to_dict()
+    archs = _probe_architectures(model_config)
+    if archs is not None:
+        rec["architectures"] = archs
+    rec["model_config"] = model_config.to_dict()
     return rec
+
+
+def _probe_architectures(model_config: Any) -> list[dict[str, Any]] | None:
+    """The architectures (JSON) a model's probe part runs on, from its config; None without probes. Saved with
+    the run beside the config, so that evaluating it on another zoo rebuilds the very same probe readout."""
+    probes = model_config.readouts.probes
+    return None if probes is None or probes.architectures is None else [dict(a) for a in probes.architectures]
 
 
 def _resolved(path: str | os.PathLike) -> str:

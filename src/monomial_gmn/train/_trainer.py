@@ -41,7 +41,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ._build import _construct, _fit_normalizer, _num_params, build_backbone, probe_architectures
+from ._build import _construct, _fit_normalizer, _num_params, build_backbone
 from ._config import (TrainConfig, _activation_list, _fitted_model, fitted_models, mix_seed, model_names,
                       model_options, task_for)
 from ._distributed import dist_context
@@ -112,12 +112,11 @@ def train(cfg: TrainConfig, resume: bool = False, zoo: Any = None, progress: boo
     task.setup(zoo)
     splits = _splits(zoo, cfg)
     digest = zoo_digest(zoo)
-    archs = probe_architectures(cfg, zoo)
     ctx = dist_context(cfg.device)
     try:
         if _fitted_model(cfg.model):
-            return _train_gbm(cfg, task, zoo, splits, ctx, resume, digest, archs, evaluate_test)
+            return _train_gbm(cfg, task, zoo, splits, ctx, resume, digest, evaluate_test)
         return _train_sgd(cfg, task, zoo, splits, ctx, resume, progress, ckpt_path, _crash_after_step, digest,
-                          archs, evaluate_test)
+                          evaluate_test)
     finally:
         ctx.close()
