@@ -136,8 +136,8 @@ class FeatureGBM:
         return self
 
     def fit_reference(self, batches: Data | Iterable[Data], targets: Any = None) -> "FeatureGBM":
-        """Fit the extractors that learn from the training targets (probes' reference classes), in batch order;
-        ``targets`` None: each batch's ``y``. :meth:`fit` calls it."""
+        """Fit the extractors that learn from the training targets (probes' reference classes): ``targets`` [B],
+        one per network in batch order (required by such an extractor). :meth:`fit` calls it with its own."""
         batches = [batches] if isinstance(batches, Data) else list(batches)
         for _, ext in self.parts:
             if getattr(ext, "needs_reference", False):
@@ -149,20 +149,17 @@ class FeatureGBM:
             return np.asarray(data[0], dtype=np.float64), np.asarray(data[1])
         if isinstance(data, np.ndarray):
             return np.asarray(data, dtype=np.float64), None if y is None else np.asarray(y)
-        batches = [data] if isinstance(data, Data) else data
-        feats, ys = [], []
-        for b in batches:
-            feats.append(self.features(b))
-            if y is None:
-                target = getattr(b, "y", None)
-                if target is None:
-                    raise ValueError(f"{type(self).__name__}.fit: a batch has no 'y' field; pass y=... or batches with y")
-                ys.append(target.detach().cpu().numpy())
-        if not feats:
+        batches = [data] if isinstance(data, Data) else list(data)
+        if not batches:
             raise ValueError(f"{type(self).__name__}.fit: no batches to fit on")
-        x = np.concatenate(feats, 0)
-        yy = np.concatenate(ys, 0) if y is None else np.asarray(y)
-        return x, yy
+        x = np.concatenate([self.features(b) for b in batches], 0)
+        return x, self._batch_targets(batches) if y is None else np.asarray(y)
+
+    def _batch_targets(self, batches: list[Data]) -> np.ndarray:
+        """The batches' ``y`` fields, concatenated (what :meth:`fit` reads when no ``y`` is given)."""
+        if any(getattr(b, "y", None) is None for b in batches):
+            raise ValueError(f"{type(self).__name__}.fit: a batch has no 'y' field; pass y=... or batches with y")
+        return np.concatenate([b.y.detach().cpu().numpy() for b in batches], 0)
 
     def _targets(self, y: np.ndarray, n: int) -> np.ndarray:
         if self.task == "classification":
@@ -194,10 +191,7 @@ class FeatureGBM:
         if self.needs_reference and not isinstance(data, (np.ndarray, tuple)):
             data = [data] if isinstance(data, Data) else list(data)
             if y is None:  # fit's own targets: the batches' y, passed on explicitly
-                if any(getattr(b, "y", None) is None for b in data):
-                    raise ValueError(f"{type(self).__name__}.fit: a batch has no 'y' field; pass y=... or batches "
-                                     "with y")
-                y = np.concatenate([b.y.detach().cpu().numpy() for b in data], 0)
+                y = self._batch_targets(data)
             self.fit_reference(data, y)
         x, yy = self._collect(data, y)
         yy = self._targets(yy, x.shape[0])
