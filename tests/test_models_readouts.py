@@ -201,3 +201,27 @@ def test_bad_readout_options_are_refused_by_name(options, message):
 
     with pytest.raises(ValueError, match=message):
         ModelConfig.from_kwargs("gmn", out_dim=1, **options)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_composed_monomial_model_is_exact_on_mixed_architectures_and_gmn_is_not(dtype):
+    """MonomialGMN + both readout parts on a batch mixing ReLU and tanh CNNs and a SIREN (10 outputs, as the CNNs), fp32 and
+    fp64, random group elements (scales log-uniform in [1e-2, 1e2] by the shared helper); the same parts on the
+    permutation-only GMN backbone fail the same check (sensitivity)."""
+    from monomial_gmn.graph import siren_architecture
+
+    archs = [digits_cnn_architecture("relu"), digits_cnn_architecture("tanh"), siren_architecture((2, 8, 8, 10))]
+    g = torch.Generator().manual_seed(3)
+    graphs = [a.spec.graph(torch.randn(a.num_params, generator=g, dtype=torch.float64).to(dtype))
+              for a in archs for _ in range(2)]
+    batch = mg.batch_graphs(graphs)
+    models = {}
+    for name in ("monomial", "gmn"):
+        torch.manual_seed(0)
+        models[name] = build_model(name, out_dim=2, hidden_dim=8, num_layers=1, feature_readout=True,
+                                   feature_slots=4, probes=8, architectures=archs).to(dtype)
+        models[name].fit_normalizer(batch).eval()
+    with torch.no_grad():
+        assert_equivariant(models["monomial"], batch, n_random=3, generator=torch.Generator().manual_seed(4))
+        with pytest.raises(AssertionError, match="scaling"):
+            assert_equivariant(models["gmn"], batch, n_random=3, generator=torch.Generator().manual_seed(4))
