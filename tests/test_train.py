@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 import monomial_gmn as mg
+from monomial_gmn import ZooFormatError
 from monomial_gmn.train import (DistributedBatchSampler, INREditingTask, INRRenderer, TrainConfig, coordinate_grid,
                                 evaluate_run, kendall_tau, make_task, parse_augment, r2_score, train)
 from monomial_gmn.train._trainer import _lr_factor, _SimulatedCrash
@@ -296,3 +297,19 @@ def test_ddp_two_processes_match_a_single_process(tmp_path, cnn_zoo):
     for split in ("val", "test"):
         for k, v in single[split].items():
             assert ddp[split][k] == pytest.approx(v, abs=1e-3), (split, k)
+
+
+def test_an_opened_zoo_trains_on_the_run_activation_only(tmp_path, cnn_zoo):
+    """train(cfg, zoo=load_zoo(path)) with a mixed-activation zoo reads exactly the networks of train(cfg): the same
+    metrics and the same recorded digest (the other activation's nets are left out, not silently trained on)."""
+    from monomial_gmn.data import load_zoo
+
+    kw = dict(activation="relu", model="gmn")
+    a = train(_cfg(tmp_path, cnn_zoo, "path", **kw), progress=False)
+    b = train(_cfg(tmp_path, cnn_zoo, "opened", **kw), zoo=load_zoo(cnn_zoo), progress=False)
+    assert a["test"] == b["test"] and a["history"] == b["history"] and a["nets"] == b["nets"]
+    rec = [json.loads((tmp_path / d / "config.json").read_text())["zoo_digest"] for d in ("path", "opened")]
+    assert rec[0] == rec[1]
+    relu_only = load_zoo(cnn_zoo, activation="relu")
+    with pytest.raises(ZooFormatError, match="no networks with activation 'tanh'"):
+        train(_cfg(tmp_path, cnn_zoo, "tanh", activation="tanh"), zoo=relu_only, progress=False)

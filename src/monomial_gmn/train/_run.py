@@ -43,12 +43,23 @@ def open_run_zoo(path: str | os.PathLike, activation: str | None = None, train_w
     train_with = _activation_list(train_with)
     if not train_with:
         return open_zoo(path, activation)
-    zoo = open_zoo(path, None)
+    return run_networks(open_zoo(path, None), activation, train_with, name=str(path))
+
+
+def run_networks(zoo: Any, activation: str | None = None, train_with: Sequence[str] = (), name: str = "zoo"):
+    """The networks of an opened ``zoo`` that a run on ``activation`` (plus ``train_with``) reads: the zoo
+    itself without ``activation`` or when it holds nothing else, else the subset of those activations, in the
+    zoo's order. So ``train(cfg, zoo=load_zoo(path))`` reads, splits and records (digest) exactly the networks
+    of ``train(cfg)``. ``ZooFormatError`` when an activation named has no network."""
+    acts_wanted = [a for a in (activation, *_activation_list(train_with)) if a is not None]
+    if not acts_wanted or "activation" not in getattr(zoo, "columns", {}):
+        return zoo
     acts = zoo.columns["activation"]
-    for a in (activation, *train_with):
+    for a in acts_wanted:
         if not (acts == a).any():
-            raise ZooFormatError(f"{path}: the zoo holds no networks with activation '{a}'")
-    return zoo.subset(np.isin(acts, [activation, *train_with]))
+            raise ZooFormatError(f"{name}: the zoo holds no networks with activation '{a}'")
+    keep = np.isin(acts, acts_wanted)
+    return zoo if keep.all() else zoo.subset(keep)
 
 
 def split_for(zoo: Any, activation: str | None = None, train_with: Sequence[str] = (),

@@ -49,7 +49,7 @@ from ._evaluate import _saved_module, ensemble_run_metrics, evaluate_model, eval
 from ._fitted import _gbm_predict, _saved_gbm, _train_gbm, evaluate_gbm
 from ._loop import _lr_factor, _SimulatedCrash, _train_sgd
 from ._run import (_CKPT_VERSION, _check_resume_config, _check_resume_zoo, _probe_archs_of_run, _read_record,
-                   _record, _resolved, _result, _run_zoo, _splits, _unreadable, load_run, open_run_zoo, open_zoo,
+                   _record, _resolved, _result, _run_zoo, _splits, _unreadable, load_run, open_run_zoo, open_zoo, run_networks,
                    split_for)
 
 __all__ = ["TrainConfig", "train", "evaluate_run", "evaluate_model", "predict_model", "ensemble_run_metrics",
@@ -83,7 +83,8 @@ def train(cfg: TrainConfig, resume: bool = False, zoo: Any = None, progress: boo
         resume: continue from ``RUN/checkpoint.pt`` if it exists (a finished run returns its metrics); without
             a checkpoint the run starts from step 0. Resuming on other networks than the run started on
             (another zoo, or a zoo changed since) is refused.
-        zoo: an already opened zoo (default: ``open_run_zoo(cfg.zoo, cfg.activation, cfg.train_with)``).
+        zoo: an already opened zoo (default: ``open_run_zoo(cfg.zoo, cfg.activation, cfg.train_with)``); its
+            networks of other activations than the run's are left out, as when the run opens ``cfg.zoo``.
         progress: show a tqdm bar with live loss (of the global batch) / learning rate / validation metric
             (rank 0 only).
         evaluate_test: also evaluate the selected weights on the test split (``metrics.json['test']``). False
@@ -109,6 +110,8 @@ def train(cfg: TrainConfig, resume: bool = False, zoo: Any = None, progress: boo
     task = task_for(cfg)
     if zoo is None:
         zoo = open_run_zoo(cfg.zoo, cfg.activation, cfg.train_with)
+    else:   # an opened zoo may hold other activations: read exactly the networks a run from cfg.zoo reads
+        zoo = run_networks(zoo, cfg.activation, cfg.train_with, name=cfg.zoo)
     task.setup(zoo)
     splits = _splits(zoo, cfg)
     digest = zoo_digest(zoo)
