@@ -45,7 +45,8 @@ def load_array(path: str | os.PathLike, mmap: bool = True, ndim: int | None = No
     if ndim is not None and arr.ndim != ndim:
         raise ZooFormatError(f"{path}: expected a {ndim}-d array, got shape {tuple(arr.shape)}")
     if dtype is not None and not np.issubdtype(arr.dtype, dtype):
-        raise ZooFormatError(f"{path}: expected dtype {np.dtype(dtype).name}-like, got {arr.dtype}")
+        want = getattr(dtype, "__name__", str(dtype))   # np.floating/np.integer are abstract: no np.dtype()
+        raise ZooFormatError(f"{path}: expected a {want} array, got dtype {arr.dtype}")
     return arr
 
 

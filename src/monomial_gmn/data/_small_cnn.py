@@ -55,8 +55,10 @@ def parse_layout(path: Path) -> list[dict[str, Any]]:
             shape = tuple(int(s) for s in re.findall(r"-?\d+", cols["shape"][i]))
         except ValueError:
             raise ZooFormatError(f"{path}: row {i + 2} ({var}) has a non-integer start/end index") from None
-        if "size" in cols and cols["size"][i] != "" and int(cols["size"][i]) != end - start:
-            raise ZooFormatError(f"{path}: row {i + 2} ({var}): size {cols['size'][i]} != end_idx - start_idx")
+        size = cols["size"][i].strip() if "size" in cols else ""
+        if size and (not re.fullmatch(r"\d+", size) or int(size) != end - start):
+            raise ZooFormatError(f"{path}: row {i + 2} ({var}): size {cols['size'][i]!r} != end_idx - start_idx "
+                                 f"({end - start})")
         if not shape or math.prod(shape) != end - start or start < 0:
             raise ZooFormatError(f"{path}: row {i + 2} ({var}): shape {cols['shape'][i]} does not hold "
                                  f"{end - start} values")
@@ -65,11 +67,28 @@ def parse_layout(path: Path) -> list[dict[str, Any]]:
         if kind not in ("kernel", "bias"):
             raise ZooFormatError(f"{path}: row {i + 2}: variable {var!r} is neither a kernel nor a bias")
         out.append({"layer": layer, "kind": kind, "start": start, "end": end, "shape": shape, "var": var})
+    if not out:
+        raise ZooFormatError(f"{path}: lists no variables (a header without rows)")
     spans = sorted((r["start"], r["end"], r["var"]) for r in out)
     for (s0, e0, v0), (s1, e1, v1) in zip(spans, spans[1:]):
         if s1 < e0:
             raise ZooFormatError(f"{path}: variables {v0} and {v1} overlap")
     return out
+
+
+def check_coverage(rows: list[dict[str, Any]], path: Path, width: int, wfile: Path) -> None:
+    """The layout's variables must tile the weight columns exactly: ``[0, width)``, no value outside a variable
+    (a column no variable reads would be silently dropped: a missing bias, a mismatched layout)."""
+    end = max(r["end"] for r in rows)
+    if end != width:
+        raise ZooFormatError(f"{path}: describes {end} values per network; {wfile} has {width} columns (layout "
+                             f"does not match the weights)")
+    at = 0
+    for r in sorted(rows, key=lambda r: r["start"]):
+        if r["start"] > at:
+            raise ZooFormatError(f"{path}: weight columns {at}..{r['start'] - 1} belong to no variable (before "
+                                 f"{r['var']}); the layout does not match the weights (a missing variable?)")
+        at = r["end"]
 
 
 def _architecture(rows: list[dict[str, Any]], path: Path, activation: str, stride: int,
@@ -133,7 +152,13 @@ def _architecture(rows: list[dict[str, Any]], path: Path, activation: str, strid
         if li < n - 1:
             arch_layers.append([activation, {}])
     first = order[0]["kernel"]["shape"]
-    shape = input_shape or ([first[2]] if len(first) == 4 else [first[0]])
+    cin = first[2] if len(first) == 4 else first[0]
+    if input_shape is not None and (int(input_shape[0]) != cin or len(input_shape) not in
+                                    ((1, 3) if len(first) == 4 else (1,))):
+        want = f"[{cin}] or [{cin}, H, W]" if len(first) == 4 else f"[{cin}]"
+        raise ZooFormatError(f"{path}: input_shape {list(input_shape)} does not fit the first layer "
+                             f"{order[0]['kernel']['var']} (expected {want})")
+    shape = list(input_shape) if input_shape is not None else [cin]
     return Architecture(f"smallcnn-{activation}", arch_layers, shape, activation), plan
 
 
@@ -159,6 +184,19 @@ def _to_torch(weights: np.ndarray, arch: Architecture, plan: list) -> np.ndarray
             parts[bname] = weights[:, b["start"]:b["end"]]
     flat = np.concatenate([parts[name] for name, _, _ in arch.param_shapes], axis=1)
     return np.ascontiguousarray(flat, dtype=np.float32)
+
+
+def _check_options(conv_stride: Any, input_shape: Any, nonfinite: Any, padding: Any) -> None:
+    """ValueError naming a bad reader option (before any file is read)."""
+    if isinstance(conv_stride, bool) or not isinstance(conv_stride, (int, np.integer)) or conv_stride < 1:
+        raise ValueError(f"conv_stride must be a positive integer, not {conv_stride!r}")
+    if input_shape is not None and (not isinstance(input_shape, (list, tuple)) or not input_shape or any(
+            isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in input_shape)):
+        raise ValueError(f"input_shape must be a list of positive integers such as [1, 28, 28], not {input_shape!r}")
+    if nonfinite not in ("error", "drop"):
+        raise ValueError(f"nonfinite must be 'error' or 'drop', not {nonfinite!r}")
+    if padding not in ("tf_same", "symmetric"):
+        raise ValueError(f"padding must be 'tf_same' or 'symmetric', not {padding!r}")
 
 
 def check_step(where: Any, step: Any, steps: np.ndarray, activation: str | None = None) -> None:
@@ -194,13 +232,13 @@ def read_small_cnn_zoo(path: str | os.PathLike, activation: str | None = None, s
     path = Path(path)
     if not path.is_dir():
         raise ZooFormatError(f"{path}: not a directory")
+    _check_options(conv_stride, input_shape, nonfinite, padding)
     wfile = path / "weights.npy"
     weights = load_array(wfile, ndim=2, dtype=np.floating)
+    if weights.shape[0] == 0:
+        raise ZooFormatError(f"{wfile}: holds no networks (0 rows)")
     rows = parse_layout(path / "layout.csv")
-    end = max(r["end"] for r in rows)
-    if end != weights.shape[1]:
-        raise ZooFormatError(f"{path / 'layout.csv'}: describes {end} values per network; {wfile} has "
-                             f"{weights.shape[1]} columns (layout does not match the weights)")
+    check_coverage(rows, path / "layout.csv", weights.shape[1], wfile)
     mfile = _metrics_file(path)
     header, raw = read_csv_columns(mfile)
     act_key = "config.activation" if "config.activation" in raw else "activation"
@@ -217,14 +255,19 @@ def read_small_cnn_zoo(path: str | os.PathLike, activation: str | None = None, s
         name = {"modeldir": "net_id", "l2reg": "l2reg"}.get(name, name)
         cols[name] = infer_column(values)
     cols["activation"] = np.asarray(raw[act_key], dtype=str)
-    try:
-        cols["step"] = cols["step"].astype(np.int64)
-    except ValueError:
-        raise ZooFormatError(f"{mfile}: column 'step' is not an integer") from None
+    steps = cols["step"]
+    if not np.issubdtype(steps.dtype, np.number) or steps.dtype == bool or \
+            (np.issubdtype(steps.dtype, np.floating) and not (np.isfinite(steps) & (steps == np.round(steps))).all()):
+        raise ZooFormatError(f"{mfile}: column 'step' is not an integer")
+    cols["step"] = steps.astype(np.int64)
     for key in ("test_accuracy", "train_accuracy", "test_loss", "train_loss"):
         if key in cols and not np.issubdtype(cols[key].dtype, np.number):
             raise ZooFormatError(f"{mfile}: column '{key}' is not numeric")
     if "net_id" not in cols:
+        if step == "final" and len(np.unique(cols["step"])) > 1:
+            raise ZooFormatError(f"{mfile}: has no 'modeldir' column, so the rows of one network's checkpoints "
+                                 f"cannot be told apart and its final checkpoint is unknown; pass step=None "
+                                 f"(every row) or a step number")
         cols["net_id"] = np.asarray([f"row{i}" for i in range(nrows)])
     cols["net_id"] = cols["net_id"].astype(str)
     step_col = cols["step"]
@@ -245,8 +288,6 @@ def read_small_cnn_zoo(path: str | os.PathLike, activation: str | None = None, s
         keep &= step_col == int(step)
     cols["final"] = final
     sel = np.nonzero(keep)[0]
-    if nonfinite not in ("error", "drop"):
-        raise ValueError(f"nonfinite must be 'error' or 'drop', not {nonfinite!r}")
     if nonfinite == "drop":
         ok = np.isfinite(np.asarray(weights[sel])).all(axis=1) if sel.size else np.zeros(0, bool)
         sel = sel[ok]
@@ -258,7 +299,7 @@ def read_small_cnn_zoo(path: str | os.PathLike, activation: str | None = None, s
     for act in dict.fromkeys(acts.tolist()):
         pos = np.nonzero(acts == act)[0]
         try:
-            arch, plan = _architecture(rows, path / "layout.csv", act, conv_stride, input_shape, padding)
+            arch, plan = _architecture(rows, path / "layout.csv", act, int(conv_stride), input_shape, padding)
             arch.spec  # noqa: B018  (fails early on an unconvertible layout)
         except ValueError as exc:
             if isinstance(exc, ZooFormatError):
