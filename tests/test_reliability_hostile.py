@@ -112,3 +112,45 @@ def test_input_shape_must_fit_the_first_layer(tmp_path):
     with pytest.raises(ZooFormatError, match=r"input_shape \[3, 8, 8\] does not fit the first layer"):
         load_zoo(p, input_shape=[3, 8, 8])
     assert load_zoo(p, input_shape=[1, 8, 8]).archs["smallcnn-relu"].input_shape == [1, 8, 8]
+
+
+# ---------------------------------------------------------------------------------------------- our own format
+@pytest.fixture
+def own_zoo(tmp_path) -> Path:
+    return save_zoo(load_zoo(small_cnn_zoo(tmp_path / "src"), step=None), tmp_path / "own")
+
+
+def _tamper(path: Path, fn) -> Path:
+    head = json.loads((path / "zoo.json").read_text())
+    fn(head)
+    (path / "zoo.json").write_text(json.dumps(head))
+    return path
+
+
+def _conv_opts(h):
+    return h["architectures"][0]["layers"][0][1]
+
+
+@pytest.mark.parametrize("fn, match", [
+    (lambda h: h.update(count=True), "field 'count' is missing or not a int"),
+    (lambda h: h.update(count=-1), r"field 'count' is negative \(-1\)"),
+    (lambda h: h["architectures"][0].update(count=-4), "has a bad count -4"),
+    (lambda h: h.update(meta=[1, 2]), "field 'meta' must be an object, not list"),
+    (lambda h: h.update(images="../x.npy"), "field 'images' must be null"),
+    (lambda h: h["architectures"].append(dict(h["architectures"][0])), "two architectures are named 'smallcnn-relu'"),
+    (lambda h: _conv_opts(h).update(stride=0), r"layer 0 \(conv2d\): 'kernel' and 'stride' must be positive"),
+    (lambda h: _conv_opts(h).update(bias="false"), "'bias' must be true or false, not 'false'"),
+    (lambda h: _conv_opts(h).update(out=2.7), "'out' must be a positive integer, not 2.7"),
+    (lambda h: h["architectures"][0].update(input_shape=[3, 8, 8]), r"input_shape \[3, 8, 8\] does not fit"),
+])
+def test_tampered_zoo_json_is_refused(own_zoo, fn, match):
+    with pytest.raises(ZooFormatError, match=match):
+        load_zoo(_tamper(own_zoo, fn), step=None)
+
+
+@pytest.mark.parametrize("text, match", [("[" * 100_000, "nested too deeply"),
+                                         ('{"count": 1' + "0" * 5000 + "}", "Exceeds the limit")])
+def test_pathological_zoo_json_is_a_format_error(own_zoo, text, match):
+    (own_zoo / "zoo.json").write_text(text)
+    with pytest.raises(ZooFormatError, match=r"zoo\.json: not valid JSON \(.*" + match):
+        load_zoo(own_zoo)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -123,8 +124,9 @@ def _header(path: Path) -> dict[str, Any]:
         raise ZooFormatError(f"{f}: header is larger than {_MAX_HEADER} bytes")
     try:
         head = json.loads(f.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ZooFormatError(f"{f}: not valid JSON ({exc})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # ValueError: JSONDecodeError, huge ints
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ZooFormatError(f"{f}: not valid JSON ({why})") from None
     if not isinstance(head, dict) or head.get("format") != FORMAT_NAME:
         found = head.get("format") if isinstance(head, dict) else None
         raise ZooFormatError(f"{f}: not a {FORMAT_NAME} header (format={found!r})")
@@ -132,9 +134,57 @@ def _header(path: Path) -> dict[str, Any]:
         raise ZooFormatError(f"{f}: format_version {head.get('format_version')!r} is not supported "
                              f"(this library reads {FORMAT_VERSION})")
     for key, typ in (("architectures", list), ("columns", dict), ("count", int)):
-        if not isinstance(head.get(key), typ):
+        if not isinstance(head.get(key), typ) or isinstance(head.get(key), bool):
             raise ZooFormatError(f"{f}: field '{key}' is missing or not a {typ.__name__}")
+    if head["count"] < 0:
+        raise ZooFormatError(f"{f}: field 'count' is negative ({head['count']})")
+    if not isinstance(head.get("meta") or {}, dict):
+        raise ZooFormatError(f"{f}: field 'meta' must be an object, not {type(head['meta']).__name__}")
+    if head.get("images") not in (None, "images.npy"):
+        raise ZooFormatError(f"{f}: field 'images' must be null or \"images.npy\", not {head['images']!r}")
     return head
+
+
+def _is_int(v: Any, low: int = 1) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _int_pair(v: Any, low: int) -> bool:
+    return _is_int(v, low) or (isinstance(v, list) and len(v) == 2 and all(_is_int(x, low) for x in v))
+
+
+def _layer_problem(kind: str, o: dict[str, Any]) -> str | None:
+    """Why a layer's options would build a network other than the one written (None when they are sound):
+    the template builder casts ``int(16.7)``, ``bool("false")``, so wrong types must be refused here."""
+    if kind in ("conv2d", "linear"):
+        for key in ("in", "out"):
+            if not _is_int(o.get(key)):
+                return f"'{key}' must be a positive integer, not {o.get(key)!r}"
+        if not isinstance(o.get("bias", True), bool):
+            return f"'bias' must be true or false, not {o['bias']!r}"
+    if kind == "conv2d":
+        if not _int_pair(o.get("kernel", 3), 1) or not _int_pair(o.get("stride", 1), 1):
+            return f"'kernel' and 'stride' must be positive integers (or pairs), not {o.get('kernel', 3)!r}, " \
+                   f"{o.get('stride', 1)!r}"
+        if o.get("padding", 0) != "tf_same" and not _int_pair(o.get("padding", 0), 0):
+            return f"'padding' must be \"tf_same\" or integers >= 0, not {o['padding']!r}"
+    for key in ("w0", "slope"):
+        v = o.get(key, 1.0)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return f"'{key}' must be a finite number, not {v!r}"
+    return None
+
+
+def _check_architecture(arch: Architecture, where: Path) -> None:
+    for i, (kind, opts) in enumerate(arch.layers):
+        problem = _layer_problem(kind, opts)
+        if problem:
+            raise ZooFormatError(f"{where}: architecture '{arch.name}', layer {i} ({kind}): {problem}")
+    first = next((o for kind, o in arch.layers if kind in ("conv2d", "linear")), None)
+    shape = arch.input_shape
+    if first is not None and shape and (shape[0] != first["in"] or min(shape) < 1):
+        raise ZooFormatError(f"{where}: architecture '{arch.name}': input_shape {shape} does not fit its first "
+                             f"layer, which reads {first['in']} channels")
 
 
 def read_zoo(path: str | os.PathLike, check_finite_weights: bool = True) -> Zoo:
@@ -146,6 +196,12 @@ def read_zoo(path: str | os.PathLike, check_finite_weights: bool = True) -> Zoo:
     params: dict[str, np.ndarray] = {}
     for entry in head["architectures"]:
         arch = Architecture.from_json(entry, where=str(path / "zoo.json"))
+        if arch.name in archs:
+            raise ZooFormatError(f"{path / 'zoo.json'}: two architectures are named '{arch.name}'")
+        if not _is_int(entry.get("count"), 0):
+            raise ZooFormatError(f"{path / 'zoo.json'}: architecture '{arch.name}' has a bad count "
+                                 f"{entry.get('count')!r} (a non-negative integer)")
+        _check_architecture(arch, path / "zoo.json")
         fname = entry.get("params_file")
         if not isinstance(fname, str) or "/" in fname or "\\" in fname or fname.startswith("."):
             raise ZooFormatError(f"{path / 'zoo.json'}: architecture '{arch.name}' has a bad params_file {fname!r}")
