@@ -154,3 +154,72 @@ def test_pathological_zoo_json_is_a_format_error(own_zoo, text, match):
     (own_zoo / "zoo.json").write_text(text)
     with pytest.raises(ZooFormatError, match=r"zoo\.json: not valid JSON \(.*" + match):
         load_zoo(own_zoo)
+
+
+# ---------------------------------------------------------------------------------------------- SIREN directories
+def _siren_state(widths=(2, 4, 1), seed=0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        out[f"net.{i}.weight"] = torch.randn(b, a, generator=g)
+        out[f"net.{i}.bias"] = torch.randn(b, generator=g)
+    return out
+
+
+def _siren_dir(path: Path, states: dict[str, dict], **files: str) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    for name, state in states.items():
+        torch.save(state, path / name)
+    for name, text in files.items():
+        (path / name.replace("_", ".")).write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda t: t.to(torch.complex64), "has dtype torch.complex64; expected real floating-point weights"),
+    (lambda t: t.to(torch.int64), "has dtype torch.int64"),
+    (lambda t: t.to_sparse(), "is a torch.sparse_coo tensor; expected a dense tensor"),
+    (lambda t: t[:0], r"has shape \(0, 2\), with no values"),
+])
+def test_state_dict_tensors_that_are_not_dense_real_weights_are_refused(tmp_path, bad, match):
+    # complex weights were cast to float32 (imaginary part dropped), sparse ones raised a raw RuntimeError
+    state = _siren_state()
+    state["net.0.weight"] = bad(state["net.0.weight"])
+    with pytest.raises(ZooFormatError, match=match):
+        read_siren_dir(_siren_dir(tmp_path / "d", {"net0.pt": state}), progress=False)
+
+
+def test_architecture_names_of_a_siren_dir_never_collide(tmp_path):
+    # widths (2,4,1,1) are named 'siren-2-4-1-1'; a second architecture (2,4,1) got the same name with its
+    # '-1' suffix and net0 silently took net1's weights
+    a, b = _siren_state((2, 4, 1, 1), 0), _siren_state((2, 4, 1), 1)
+    zoo = read_siren_dir(_siren_dir(tmp_path / "d", {"net0.pt": a, "net1.pt": b}), progress=False)
+    assert len(set(zoo.columns["arch"].tolist())) == 2
+    for i, state in enumerate((a, b)):
+        arch = zoo.archs[zoo.columns["arch"][i]]
+        flat = torch.from_numpy(np.asarray(zoo.params[arch.name][zoo.net_row[i]]))
+        assert torch.equal(flat, torch.cat([t.reshape(-1) for t in state.values()]))  # weight, bias, ...
+
+
+@pytest.mark.parametrize("labels, match", [
+    ('{"net0.pt": 1.7, "net1.pt": 2}', "labels must be integers; 'net0.pt' has 1.7"),
+    ('{"net0.pt": true, "net1.pt": 2}', "labels must be integers; 'net0.pt' has True"),
+    ("[" * 100_000, r"not valid JSON \(nested too deeply\)"),
+])
+def test_labels_json_must_hold_integers(tmp_path, labels, match):
+    d = _siren_dir(tmp_path / "d", {"net0.pt": _siren_state(), "net1.pt": _siren_state(seed=1)}, labels_json=labels)
+    with pytest.raises(ZooFormatError, match=match):
+        read_siren_dir(d, progress=False)
+
+
+def test_float_labels_npy_is_a_format_error(tmp_path):
+    d = _siren_dir(tmp_path / "d", {"net0.pt": _siren_state()})
+    np.save(d / "labels.npy", np.array([0.5]))
+    with pytest.raises(ZooFormatError, match=r"labels\.npy: expected an integer array, got dtype float64"):
+        read_siren_dir(d, progress=False)
+
+
+@pytest.mark.parametrize("w0", [0, float("nan"), "30"])
+def test_siren_frequency_is_checked(tmp_path, w0):
+    with pytest.raises(ValueError, match="w0 must be a positive finite number"):
+        read_siren_dir(_siren_dir(tmp_path / "d", {"net0.pt": _siren_state()}), w0=w0)

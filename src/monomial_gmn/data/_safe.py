@@ -46,7 +46,8 @@ def load_array(path: str | os.PathLike, mmap: bool = True, ndim: int | None = No
         raise ZooFormatError(f"{path}: expected a {ndim}-d array, got shape {tuple(arr.shape)}")
     if dtype is not None and not np.issubdtype(arr.dtype, dtype):
         want = getattr(dtype, "__name__", str(dtype))   # np.floating/np.integer are abstract: no np.dtype()
-        raise ZooFormatError(f"{path}: expected a {want} array, got dtype {arr.dtype}")
+        raise ZooFormatError(f"{path}: expected {'an' if want[0] in 'aeiou' else 'a'} {want} array, got dtype "
+                             f"{arr.dtype}")
     return arr
 
 

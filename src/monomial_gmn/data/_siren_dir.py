@@ -10,6 +10,7 @@ templates converted by the core converter (sign symmetry on hidden neurons).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -68,6 +69,12 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
     for k, v in obj.items():
         if not isinstance(v, torch.Tensor):
             raise ZooFormatError(f"{path}: entry {k!r} is a {type(v).__name__}, not a tensor")
+        if v.layout != torch.strided:
+            raise ZooFormatError(f"{path}: tensor {k!r} is a {v.layout} tensor; expected a dense tensor")
+        if not v.is_floating_point():  # a complex weight would lose its imaginary part, an int one is no weight
+            raise ZooFormatError(f"{path}: tensor {k!r} has dtype {v.dtype}; expected real floating-point weights")
+        if 0 in v.shape:
+            raise ZooFormatError(f"{path}: tensor {k!r} has shape {tuple(v.shape)}, with no values")
         out[str(k)] = v
     return out
 
@@ -191,9 +198,10 @@ def _labels(path: Path, files: list[Path], labels: Any) -> np.ndarray:
             return _array_by_index(str(lf), rel_paths, arr)
         if lf.suffix == ".json":
             try:
-                mapping = json.loads(lf.read_text())
-            except json.JSONDecodeError as exc:
-                raise ZooFormatError(f"{lf}: not valid JSON ({exc})") from None
+                mapping = json.loads(lf.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+                why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+                raise ZooFormatError(f"{lf}: not valid JSON ({why})") from None
         else:
             _, cols = read_csv_columns(lf)
             if "file" not in cols or "label" not in cols:
@@ -204,15 +212,21 @@ def _labels(path: Path, files: list[Path], labels: Any) -> np.ndarray:
         missing = [r for r in rel if r not in mapping]
         if missing:
             raise ZooFormatError(f"{lf}: no label for {missing[0]!r} ({len(missing)} files missing)")
-        try:
-            return np.array([int(mapping[r]) for r in rel], dtype=np.int64)
-        except (TypeError, ValueError):
-            raise ZooFormatError(f"{lf}: labels must be integers") from None
+        bad = next((r for r in rel if not _integer_label(mapping[r])), None)
+        if bad is not None:  # int(1.7) == 1 and int(True) == 1 would be silently wrong labels
+            raise ZooFormatError(f"{lf}: labels must be integers; {bad!r} has {mapping[bad]!r}")
+        return np.array([int(mapping[r]) for r in rel], dtype=np.int64)
     try:
         folders = _folder_labels(rel_paths)
     except ZooFormatError as exc:
         raise ZooFormatError(f"{path}: {exc}") from None
     return folders if folders is not None else np.full(len(files), -1, dtype=np.int64)
+
+
+def _integer_label(v: Any) -> bool:
+    if isinstance(v, str):
+        return re.fullmatch(r"\s*[-+]?\d+\s*", v) is not None
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def read_siren_dir(path: str | os.PathLike, w0: float = 30.0, labels: Any = None,
@@ -235,6 +249,8 @@ def read_siren_dir(path: str | os.PathLike, w0: float = 30.0, labels: Any = None
               (the innermost folder matching ``<label>`` or ``*_<label>s``) — else -1 (no labels).
     """
     path = Path(path)
+    if isinstance(w0, bool) or not isinstance(w0, (int, float)) or not math.isfinite(w0) or w0 <= 0:
+        raise ValueError(f"w0 must be a positive finite number (the SIREN frequency), not {w0!r}")
     files = state_dict_files(path)
     if not files:
         raise ZooFormatError(f"{path}: no .pt/.pth/.safetensors weight files found")
@@ -252,6 +268,9 @@ def read_siren_dir(path: str | os.PathLike, w0: float = 30.0, labels: Any = None
             if no_bias:
                 raise ZooFormatError(f"{f}: every SIREN layer needs a bias; {no_bias[0]!r} has none")
             name = f"siren-{'-'.join(map(str, widths))}" + (f"-{len(sigs)}" if len(sigs) else "")
+            base, k = name, 1
+            while name in archs:  # 'siren-2-4-1' + '-1' is also the name of widths (2, 4, 1, 1): never merge them
+                name, k = f"{base}_{k}", k + 1
             arch = siren_architecture(tuple(widths), w0, name=name)
             order = [k for pair in pairs for k in pair if k is not None]
             sigs[sig] = (name, order)
