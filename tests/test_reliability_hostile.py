@@ -223,3 +223,42 @@ def test_float_labels_npy_is_a_format_error(tmp_path):
 def test_siren_frequency_is_checked(tmp_path, w0):
     with pytest.raises(ValueError, match="w0 must be a positive finite number"):
         read_siren_dir(_siren_dir(tmp_path / "d", {"net0.pt": _siren_state()}), w0=w0)
+
+
+# ---------------------------------------------------------------------------------------------- conversion
+def test_layer_placed_twice_in_a_sequential_is_refused():
+    # named_children() skips the second position of a module, so this converted as Linear, ReLU, ReLU, Linear
+    # (one hidden layer fewer) and verify_symmetry failed on the claimed group
+    lin = nn.Linear(6, 6)
+    net = nn.Sequential(lin, nn.ReLU(), lin, nn.ReLU(), nn.Linear(6, 2))
+    with pytest.raises(mg.UnsupportedModuleError, match=r"'2\.weight' is the same tensor as '0\.weight'"):
+        mg.to_graph(net)
+
+
+def test_weight_shared_between_two_modules_is_refused_by_name():
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c, self.d = nn.Linear(5, 5), nn.Linear(5, 5)
+            self.d.weight = self.c.weight
+
+        def forward(self, x):
+            return self.d(torch.relu(self.c(x)))
+
+    # was a GraphMismatchError "the module has no parameter 'd.weight'"
+    with pytest.raises(mg.UnsupportedModuleError, match=r"module 'd' of type Linear: its parameter 'd\.weight'"):
+        mg.to_graph(Tied())
+
+
+def test_activation_placed_twice_in_a_sequential_keeps_its_symmetry():
+    # the second position of the one ReLU was skipped, so its neurons claimed any non-zero scale (sign flips
+    # through a ReLU): a wrong group
+    torch.manual_seed(0)
+    relu = nn.ReLU()
+    net = nn.Sequential(nn.Linear(6, 5), relu, nn.Linear(5, 5), relu, nn.Linear(5, 2)).double()
+    graph = mg.to_graph(net)
+    assert graph.summary()["symmetry"] == {"fixed": 8, "positive_scale": 10}
+    x = torch.randn(16, 6, dtype=torch.float64)
+    assert torch.equal(mg.to_module(graph, net)(x), net(x))
+    t = mg.sample_transform(graph, max_scale=10.0, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(mg.to_module(t(graph), net)(x), net(x), rtol=1e-10, atol=1e-12)

@@ -253,8 +253,10 @@ register_op(nn.Flatten, Symmetry.SCALE, effect=_flatten_effect)
 
 # ---------------------------------------------------------------------------------------- the walker
 def _leaves(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
-    if isinstance(module, nn.Sequential):
-        for name, child in module.named_children():
+    if isinstance(module, nn.Sequential):  # every position, even a module placed twice (named_children skips it)
+        for name, child in module._modules.items():
+            if child is None:
+                continue
             yield from _leaves(child, f"{prefix}.{name}" if prefix else name)
     else:
         yield prefix, module
@@ -338,6 +340,20 @@ def _assemble(records: list[LayerRecord], syms: list[Symmetry], n_nodes: int) ->
     return GraphSpec(layer=layer, role=role, sym=sym, block=block, pos=pos, layers=records)
 
 
+def _check_shared_parameters(module: nn.Module) -> None:
+    """Tied weights (one parameter under two names: a layer placed twice in a Sequential, ``b.weight =
+    a.weight``) are refused: the graph would hold the tensor twice, and the group would transform the copies
+    independently although the network can change them only together."""
+    seen: dict[int, str] = {}
+    for name, p in module.named_parameters(remove_duplicate=False):
+        first = seen.setdefault(id(p), name)
+        if first != name:
+            path = name.rpartition(".")[0]
+            raise UnsupportedModuleError(path, type(module.get_submodule(path)).__name__,
+                                         f"its parameter '{name}' is the same tensor as '{first}' (shared or tied "
+                                         "weights are not supported)")
+
+
 def graph_spec(module: nn.Module, method: str = "auto") -> GraphSpec:
     """The :class:`GraphSpec` of a module's architecture.
 
@@ -349,6 +365,7 @@ def graph_spec(module: nn.Module, method: str = "auto") -> GraphSpec:
             error (naming the module path and type) is raised. ``"sequential"``: the walker only. A builder
             name (``"fx"``): that builder only.
     """
+    _check_shared_parameters(module)
     if method == "sequential":
         return _sequential_spec(module)
     if method != "auto":
