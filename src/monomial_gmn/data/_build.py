@@ -39,6 +39,7 @@ from tqdm import tqdm
 from .._errors import ZooFormatError
 from .._io import atomic_write_json
 from ._build_cnn import CNN_DEFAULTS, build_cnn_chunk
+from ._build_options import check_build_options
 from ._build_siren import SIREN_DEFAULTS, build_siren_chunk
 from ._format import is_own_format, read_zoo, save_zoo
 from ._zoo import Zoo
@@ -71,6 +72,12 @@ def build_config(kind: str, nets: int, seed: int, chunk_size: int | None, option
         raise ValueError(f"{kind}: unknown option(s) {sorted(unknown)}; known: {sorted(defaults)}")
     if nets < 1:
         raise ValueError("nets must be at least 1")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
+                                   or chunk_size < 1):  # 0 silently meant the default, negatives broke the chunks
+        raise ValueError(f"chunk_size must be at least 1, got {chunk_size!r}")
+    check_build_options(kind, options, defaults)
     opts = json.loads(json.dumps({**defaults, **options}))   # plain JSON values (lists, not tuples)
     return {"kind": kind, "nets": int(nets), "seed": int(seed), "chunk_size": int(chunk_size or default_chunk),
             "options": opts}
@@ -138,6 +145,8 @@ def build_zoo(kind: str, out: str | os.PathLike, nets: int, workers: int = 1, se
     """
     out = Path(out)
     config = build_config(kind, nets, seed, chunk_size, options)
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers!r}")
     sh = _parse_shard(shard)
     n_chunks = math.ceil(config["nets"] / config["chunk_size"])
     mine = [c for c in range(n_chunks) if sh is None or c % sh[1] == sh[0]]
@@ -145,7 +154,7 @@ def build_zoo(kind: str, out: str | os.PathLike, nets: int, workers: int = 1, se
     if is_own_format(out) and not bfile.exists():
         try:
             done = json.loads((out / "zoo.json").read_text()).get("meta", {}).get("config")
-        except (json.JSONDecodeError, AttributeError):
+        except (ValueError, UnicodeDecodeError, RecursionError, AttributeError):
             done = None
         if done == config and sh is None:
             return out                                  # the same build finished earlier: nothing to do
@@ -154,9 +163,9 @@ def build_zoo(kind: str, out: str | os.PathLike, nets: int, workers: int = 1, se
     if bfile.exists():
         try:
             prev = json.loads(bfile.read_text())
-        except json.JSONDecodeError:
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise ZooFormatError(f"{bfile}: not valid JSON") from None
-        if prev.get("config") != config:
+        if not isinstance(prev, dict) or prev.get("config") != config:
             raise ValueError(f"{out} holds a build with another configuration ({bfile}); use another --out "
                              f"or the same settings to resume")
     atomic_write_json(bfile, {"config": config, "shard": list(sh) if sh else None, "versions": _versions()})
