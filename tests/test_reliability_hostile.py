@@ -262,3 +262,108 @@ def test_activation_placed_twice_in_a_sequential_keeps_its_symmetry():
     assert torch.equal(mg.to_module(graph, net)(x), net(x))
     t = mg.sample_transform(graph, max_scale=10.0, generator=torch.Generator().manual_seed(1))
     assert torch.allclose(mg.to_module(t(graph), net)(x), net(x), rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------- command line
+def _cli(argv, capsys) -> tuple[int, str]:
+    try:
+        code = cli_main(argv)
+    except SystemExit as exc:  # argparse errors leave through SystemExit
+        code = exc.code
+    err = capsys.readouterr().err
+    return code, err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    ([], "the following arguments are required: COMMAND"),
+    (["zoo", "build", "digits-foo", "--out", "x"], "invalid choice: 'digits-foo'"),
+    (["zoo", "info"], "the following arguments are required: path"),
+    (["convert"], "the following arguments are required: model, --arch"),
+    (["bench", "--nope"], "unrecognized arguments: --nope"),
+])
+def test_every_argparse_error_is_one_line(argv, needle, capsys):
+    code, err = _cli(argv, capsys)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1 and "usage:" not in err
+
+
+@pytest.mark.parametrize("option, needle", [
+    ("epochs=-1", "option epochs=-1 must be a range [low, high] of integers >= 1"),   # was a TypeError traceback
+    ("lr_range=[-1,2]", "option lr_range=[-1, 2] must be a range [low, high] of positive numbers"),
+    ('activations=["foo"]', "unknown: ['foo']"),
+    ("channels=2.5", "option channels=2.5 must be a positive integer"),
+])
+def test_zoo_build_options_are_checked_before_any_work(tmp_path, option, needle, capsys):
+    code, err = _cli(["zoo", "build", "digits-cnn", "--out", str(tmp_path / "z"), "--nets", "2", "--option", option,
+                      "--quiet"], capsys)
+    assert (code, err.count("\n")) == (2, 1) and needle in err
+    assert not (tmp_path / "z").exists()
+
+
+@pytest.mark.parametrize("flag, value, needle", [("--workers", "0", "workers must be at least 1, got 0"),
+                                                 ("--seed", "-1", "seed must be an integer >= 0, got -1"),
+                                                 ("--chunk-size", "0", "chunk_size must be at least 1, got 0")])
+def test_zoo_build_counts_are_checked(tmp_path, flag, value, needle, capsys):
+    code, err = _cli(["zoo", "build", "digits-cnn", "--out", str(tmp_path / "z"), "--nets", "2", flag, value],
+                     capsys)
+    assert code == 2 and needle in err
+
+
+def _state_dict_file(tmp_path: Path, change=None) -> Path:
+    state = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).state_dict()
+    if change:
+        state["0.weight"] = change(state["0.weight"])
+    torch.save(state, tmp_path / "net.pt")
+    return tmp_path / "net.pt"
+
+
+@pytest.mark.parametrize("change, needle", [
+    (lambda t: t.to(torch.complex64), "'0.weight' has dtype torch.complex64; a complex value cannot be loaded"),
+    (lambda t: t.to_sparse(), "'0.weight' is a torch.sparse_coo tensor; expected a dense tensor"),
+])
+def test_convert_refuses_complex_and_sparse_state_dicts(tmp_path, change, needle, capsys):
+    # complex: converted silently without the imaginary part; sparse: a multi-line load_state_dict error
+    model = _state_dict_file(tmp_path, change)
+    code, err = _cli(["convert", str(model), "--arch", "torch.nn:Sequential"], capsys)
+    assert (code, err.count("\n")) == (2, 1) and needle in err
+
+
+@pytest.mark.parametrize("out, needle", [
+    ("afile/g.pt", "cannot write {t}/afile/g.pt: {t}/afile is a file, not a directory"),   # was a traceback
+    ("afile/a/b.png", "cannot write {t}/afile/a/b.png: {t}/afile is a file, not a directory"),
+    (".", "cannot write {t}: it is a directory"),
+])
+def test_unwritable_output_paths_are_one_line(tmp_path, out, needle, capsys):
+    (tmp_path / "afile").write_text("x")
+    torch.save(nn.Linear(4, 3).state_dict(), tmp_path / "lin.pt")
+    model = tmp_path / "lin.pt"
+    flag = "--draw" if out.endswith(".png") else "--out"
+    target = tmp_path / out if out != "." else tmp_path
+    code, err = _cli(["convert", str(model), "--arch", "torch.nn:Linear", "--arch-kwargs",
+                      '{"in_features": 4, "out_features": 3}', flag, str(target)], capsys)
+    assert code == 2 and err.count("\n") == 1 and needle.format(t=tmp_path) in err
+
+
+def test_convert_of_a_bare_linear_round_trips(tmp_path, capsys):
+    torch.save(nn.Linear(4, 3).state_dict(), tmp_path / "lin.pt")
+    code, _ = _cli(["convert", str(tmp_path / "lin.pt"), "--arch", "torch.nn:Linear", "--arch-kwargs",
+                    '{"in_features": 4, "out_features": 3}', "--out", str(tmp_path / "g" / "graph.pt")], capsys)
+    saved = torch.load(tmp_path / "g" / "graph.pt", weights_only=True)
+    assert code == 0 and saved["edge_attr"].shape == (12, 1)
+
+
+@pytest.mark.parametrize("cmd", ["train", "compare"])
+def test_out_below_a_file_is_refused_before_training(tmp_path, cmd, capsys):
+    p = small_cnn_zoo(tmp_path / "z")
+    (tmp_path / "afile").write_text("x")
+    argv = [cmd, "--zoo", str(p), "--task", "generalization", "--out", str(tmp_path / "afile" / "run"), "--quiet"]
+    argv += ["--model", "statnn"] if cmd == "train" else ["--models", "statnn"]
+    code, err = _cli(argv, capsys)
+    assert code == 2 and f"--out {tmp_path}/afile/run: {tmp_path}/afile is a file, not a directory" in err
+
+
+def test_compare_tune_space_without_tune_is_refused(tmp_path, capsys):
+    # it was silently ignored: the run used the flags' configuration
+    code, err = _cli(["compare", "--zoo", str(small_cnn_zoo(tmp_path / "z")), "--task", "generalization",
+                      "--models", "statnn", "--out", str(tmp_path / "c"), "--tune-space", '{"lr": [0.1]}'], capsys)
+    assert code == 2 and "--tune-space narrows the search of --tune N" in err
+    assert not (tmp_path / "c").exists()

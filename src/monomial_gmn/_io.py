@@ -20,8 +20,11 @@ __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_wri
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is renamed over ``path`` (atomic on POSIX)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _writable_target(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # an unwritable or read-only directory: name the file asked for, not the temp file
+        raise _path_error(exc, f"cannot write {path}: {exc.strerror or exc}") from None
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -32,6 +35,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _writable_target(path: Path) -> None:
+    """Create ``path``'s directory; an error naming the path (one line) when it cannot hold a file."""
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a directory")
+    blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise NotADirectoryError(f"cannot write {path}: {blocker} is a file, not a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _path_error(exc, f"cannot write {path}: cannot create its directory {path.parent} "
+                               f"({exc.strerror or exc})") from None
+
+
+def _path_error(exc: OSError, message: str) -> OSError:
+    """``message`` as a FileNotFoundError / PermissionError (what the CLI reports in one line); other OS errors
+    on a path the user named (a read-only file system) read as PermissionError."""
+    return (FileNotFoundError if isinstance(exc, FileNotFoundError) else PermissionError)(message)
 
 
 def _write(path: str | os.PathLike, fn: Callable[[Path], None]) -> None:

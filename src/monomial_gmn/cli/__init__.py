@@ -42,7 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("cmd_"):
             importlib.import_module(f"{__name__}.{info.name}").register(sub)
+    _one_line_everywhere(parser)
     return parser
+
+
+def _one_line_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Every parser and subparser reports a bad or missing argument in one line (exit code 2), not usage + error
+    (``monomial-gmn zoo build digits-foo``, ``monomial-gmn bench --nope``)."""
+    from .cmd_train import one_line_errors
+
+    one_line_errors(parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _one_line_everywhere(child)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -73,7 +73,28 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CLIError(f"{path}: expected a dict of tensors (a state dict)")
+    for key, value in obj.items():
+        if value.layout != torch.strided:  # load_state_dict fails on it with a multi-line RuntimeError
+            raise CLIError(f"{path}: tensor {key!r} is a {value.layout} tensor; expected a dense tensor")
+        if value.is_complex():  # load_state_dict would drop the imaginary part with a warning only
+            raise CLIError(f"{path}: tensor {key!r} has dtype {value.dtype}; a complex value cannot be loaded into "
+                           f"a real parameter without losing its imaginary part")
     return obj
+
+
+def check_out_dir(path: str | os.PathLike, flag: str = "--out") -> None:
+    """A one-line CLIError when ``path`` cannot become a directory (a file in the way, an unwritable parent),
+    checked before any work; nothing is created."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "exists and is not a directory" if p == path else f"{p} is a file, not a directory"
+                raise CLIError(f"{flag} {path}: {where}")
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise CLIError(f"{flag} {path}: " + (f"{p} is not writable" if p == path else
+                                                     f"cannot create it: {p} is not writable"))
+            return
 
 
 def load_network(path: str, arch: str, arch_kwargs: str = "{}") -> nn.Module:

@@ -66,9 +66,15 @@ def run(args: argparse.Namespace) -> int:
     models, levels = parse_models(args.models), parse_levels(args.augment_levels)
     if args.tune is not None and args.tune < 1:
         raise ValueError(f"--tune must be at least 1, got {args.tune}")
+    if args.tune_space is not None and args.tune is None:  # it was silently ignored
+        raise ValueError("--tune-space narrows the search of --tune N; without --tune there is one trial, the "
+                         "flags' configuration (add --tune N, or set the options with their flags)")
     cfg = config_from_args(args, zoo=args.zoo, task=args.task, model=models[0], out=args.out,
                            augment=args.train_augment)
     cfg.validate()
+    from ._io import check_out_dir
+
+    check_out_dir(args.out)
     keep = ("epochs", "batch_size", "lr", "weight_decay", "hidden_dim", "num_layers", "patience", "edit",
             "device", "augment", "model_kwargs", "train_with")
     compare(args.zoo, args.task, models, levels, args.out, seeds=args.seeds, activation=args.activation,

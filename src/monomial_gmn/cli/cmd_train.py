@@ -166,6 +166,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {out} holds no checkpoint yet; --resume starts the run from step 0", file=sys.stderr)
     cfg = config_from_args(args, zoo=args.zoo, task=args.task, model=args.model, out=args.out,
                            augment=args.augment, seed=args.seed, checkpoint_every=args.checkpoint_every)
+    from ._io import check_out_dir
+
+    check_out_dir(out)
     result = _cli_errors(args, train, cfg, resume=args.resume, progress=not args.quiet)
     summary = {"val": result["val"], "test": result["test"], "best_epoch": result["best_epoch"],
                "params": result["params"], "train_seconds": result["train_seconds"]}
