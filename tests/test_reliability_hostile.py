@@ -367,3 +367,20 @@ def test_compare_tune_space_without_tune_is_refused(tmp_path, capsys):
                       "--models", "statnn", "--out", str(tmp_path / "c"), "--tune-space", '{"lr": [0.1]}'], capsys)
     assert code == 2 and "--tune-space narrows the search of --tune N" in err
     assert not (tmp_path / "c").exists()
+
+
+def test_metrics_csv_with_a_byte_order_mark_reads_its_first_column(tmp_path):
+    # a BOM (spreadsheet export) glued itself to 'config.activation': "missing column 'activation'"
+    p = small_cnn_zoo(tmp_path / "z")
+    (p / "metrics.csv.gz").write_bytes(gzip.compress(b"\xef\xbb\xbf" + _metrics_text().encode()))
+    assert load_zoo(p).columns["activation"].tolist() == ["relu", "relu"]
+
+
+@pytest.mark.parametrize("record", ["[" * 100_000, '{"config": 5}', '{"config": {"kind": "digits-cnn"}}'])
+def test_merge_refuses_a_malformed_build_record(tmp_path, record, capsys):
+    for shard in ("s0", "s1"):
+        (tmp_path / shard).mkdir()
+        (tmp_path / shard / "build.json").write_text(record)
+    code, err = _cli(["zoo", "merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "m")],
+                     capsys)
+    assert code == 2 and f"{tmp_path}/s0/build.json: malformed build record" in err

@@ -270,9 +270,14 @@ def merge_shards(dirs: Sequence[str | os.PathLike], out: str | os.PathLike) -> P
         if not f.is_file():
             raise ZooFormatError(f"{d}: not a shard directory (no build.json)")
         try:
-            configs.append(json.loads(f.read_text())["config"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise ZooFormatError(f"{f}: malformed build record") from None
+            config = json.loads(f.read_text())["config"]
+            ok = build_config(config["kind"], config["nets"], config["seed"], config["chunk_size"],
+                              config["options"]) == config   # the very record build_zoo writes, checked
+        except (ValueError, UnicodeDecodeError, RecursionError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            raise ZooFormatError(f"{f}: malformed build record")
+        configs.append(config)
     if any(c != configs[0] for c in configs[1:]):
         raise ValueError("the shards were built with different configurations (kind, nets, seed or options)")
     out = Path(out)

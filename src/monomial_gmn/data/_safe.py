@@ -68,11 +68,11 @@ def read_csv_columns(path: str | os.PathLike) -> tuple[list[str], dict[str, list
     if not path.is_file():
         raise ZooFormatError(f"{path}: no such file")
     try:
-        if path.suffix == ".gz":
+        if path.suffix == ".gz":  # utf-8-sig: a byte-order mark (spreadsheet exports) is not part of the header
             with gzip.open(path, "rb") as fh:
-                text = fh.read().decode("utf-8")
+                text = fh.read().decode("utf-8-sig")
         else:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")
     except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
         raise ZooFormatError(f"{path}: unreadable CSV ({exc})") from None
     reader = csv.reader(io.StringIO(text))
