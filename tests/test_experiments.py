@@ -277,3 +277,29 @@ def test_quality_defaults_pools_several_zoos_and_rebuilds_from_saved(tmp_path, t
     assert body("table-relu.md") == first and body("claims-relu.md") == first_claims
     with pytest.raises(SystemExit, match="another zoo"):
         qd.main(["--zoo", str(other), "--zoo", str(tiny_zoo), *argv[4:], "--from-saved"])
+
+
+def test_orbit_diagnostic_model_sees_the_orbit_and_only_that(tiny_zoo):
+    """experiments/orbit_information.py's diagnostic model: permutation-invariant (assert_equivariant on pure
+    permutations) but NOT scale-invariant (it is given the orbit position on purpose); the plain MonomialGMN with
+    the same widths is invariant under the same scalings."""
+    from monomial_gmn.data import load_zoo
+    from monomial_gmn.group import MonomialGroup
+    from monomial_gmn.nn import MonomialGMN
+    from monomial_gmn.testing import assert_equivariant
+
+    sys.path.insert(0, str(EXPERIMENTS))
+    try:
+        orbit = importlib.import_module("orbit_information")
+    finally:
+        sys.path.remove(str(EXPERIMENTS))
+    torch.manual_seed(0)
+    batch = load_zoo(tiny_zoo, activation="relu").batch(np.arange(4), dtype=torch.float64)
+    diag = orbit.OrbitAwareMonomial(1, hidden_dim=8, num_layers=1).double().eval()
+    plain = MonomialGMN(1, hidden_dim=8, num_layers=1).double().eval()
+    named = MonomialGroup(batch).testing_elements(torch.Generator().manual_seed(0))
+    by = dict(named)
+    assert_equivariant(diag, batch, [("permutation", by["permutation"])])
+    assert_equivariant(plain, batch, [("scaling", by["scaling"]), ("mixed", by["mixed"])])
+    with pytest.raises(AssertionError):
+        assert_equivariant(diag, batch, [("scaling", by["scaling"])])
