@@ -384,3 +384,20 @@ def test_merge_refuses_a_malformed_build_record(tmp_path, record, capsys):
     code, err = _cli(["zoo", "merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "m")],
                      capsys)
     assert code == 2 and f"{tmp_path}/s0/build.json: malformed build record" in err
+
+
+# ---------------------------------------------------------------------------------------------- Zoo API
+@pytest.mark.parametrize("indices, match", [([1.5], "got dtype float64 \\(first: 1.5\\)"),
+                                            (["a"], "got dtype <U1 \\(first: 'a'\\)")])
+def test_zoo_indices_must_be_integers(tmp_path, indices, match):
+    # 1.5 was truncated to network 1; a string raised int()'s ValueError
+    zoo = load_zoo(small_cnn_zoo(tmp_path / "z"))
+    with pytest.raises(IndexError, match="zoo indices must be integers or a boolean mask, " + match):
+        zoo.batch(indices)
+    assert zoo.batch(np.array([1.0, 0.0])).num_graphs == 2 and zoo.subset([-1]).columns["test_accuracy"][0] == 0.4
+
+
+@pytest.mark.parametrize("fractions", [(0.5, -0.1, 0.6), (0.0, 0.5, 0.5), (0.7, 0.3)])
+def test_split_fractions_are_checked(tmp_path, fractions):
+    with pytest.raises(ValueError, match="fractions must be three finite numbers >= 0"):
+        load_zoo(small_cnn_zoo(tmp_path / "z")).split(fractions=fractions)

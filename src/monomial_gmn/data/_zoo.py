@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections import Counter
 from typing import Any, Sequence
 
@@ -84,6 +86,11 @@ class Zoo:
             if idx.shape != (n,):
                 raise IndexError(f"boolean mask of shape {idx.shape} for a zoo of {n} networks")
             return np.nonzero(idx)[0]
+        if idx.size and not np.issubdtype(idx.dtype, np.integer):
+            integral = np.issubdtype(idx.dtype, np.floating) and bool((np.isfinite(idx) & (idx == np.round(idx))).all())
+            if not integral:  # astype(int64) would truncate 1.5 to network 1, and a string has no position
+                raise IndexError(f"zoo indices must be integers or a boolean mask, got dtype {idx.dtype} "
+                                 f"(first: {idx.reshape(-1)[0].item()!r})")
         idx = idx.astype(np.int64).reshape(-1)
         if idx.size and (idx.min() < -n or idx.max() >= n):
             raise IndexError(f"index out of range for a zoo of {n} networks")
@@ -175,6 +182,10 @@ class Zoo:
         image never straddle splits. Images whose id carries a fixed split (``image_split`` column: 0 train
         pool, 2 test) keep it; the train pool is cut into train/val with ``fractions`` ratios and ``seed``.
         """
+        if len(fractions) != 3 or not all(isinstance(f, numbers.Real) and math.isfinite(f) and f >= 0
+                                          for f in fractions) or fractions[0] <= 0:
+            raise ValueError(f"fractions must be three finite numbers >= 0 (train, val, test) with train > 0, "
+                             f"got {fractions!r}")
         rng = np.random.default_rng(seed)
         if self.task_kind == "cnn":
             final = np.nonzero(self.final_mask())[0]
