@@ -401,3 +401,12 @@ def test_zoo_indices_must_be_integers(tmp_path, indices, match):
 def test_split_fractions_are_checked(tmp_path, fractions):
     with pytest.raises(ValueError, match="fractions must be three finite numbers >= 0"):
         load_zoo(small_cnn_zoo(tmp_path / "z")).split(fractions=fractions)
+
+
+def test_random_monomial_refuses_to_overflow_a_graph(tmp_path):
+    # level 100 on a float32 batch silently gave inf/NaN weights
+    batch = load_zoo(small_cnn_zoo(tmp_path / "z")).batch([0, 1])
+    with pytest.raises(mg.NonFiniteWeightsError, match=r"RandomMonomial\(scale=1e\+100\) overflowed"):
+        mg.data.RandomMonomial(level=100).forward(batch, torch.Generator().manual_seed(0))
+    out = mg.data.RandomMonomial(level=3).forward(batch, torch.Generator().manual_seed(0))
+    assert torch.isfinite(out.edge_attr).all() and not torch.equal(out.edge_attr, batch.edge_attr)

@@ -9,6 +9,7 @@ import torch
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
+from .._errors import NonFiniteWeightsError
 from ..group import MonomialGroup
 
 __all__ = ["RandomMonomial"]
@@ -61,7 +62,14 @@ class RandomMonomial(BaseTransform):
         """A transformed copy of a graph or PyG Batch; ``generator`` overrides the transform's own for this call."""
         if self.is_identity:
             return data
-        return self.sample(data, generator).act_graph(data)
+        out = self.sample(data, generator).act_graph(data)
+        for name in ("x", "edge_attr"):  # factors up to s multiply weights by up to s²: float32 overflows at 1e38
+            value = getattr(out, name, None)
+            if value is not None and value.is_floating_point() and not torch.isfinite(value).all():
+                raise NonFiniteWeightsError(
+                    f"RandomMonomial(scale={self.scale:g}) overflowed the {value.dtype} graph field '{name}' to "
+                    f"inf/NaN; use a smaller level/scale or float64 graphs")
+        return out
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(scale={self.scale:g}, permute={self.permute}, "
