@@ -282,6 +282,29 @@ def test_empty_checkpoint_or_model_file_is_a_clear_error(tmp_path, cnn_zoo, caps
     assert "model.pt: unreadable" in err and "weights_only=False" not in err
 
 
+def test_hostile_run_json_files_are_one_line_errors(tmp_path, cnn_zoo, capsys):
+    """A run's config.json / metrics.json that is not valid JSON (syntax, nesting too deep for the parser, a huge
+    integer, not an object) is refused naming the file, by the API and by `monomial-gmn eval` (one line, exit 2)."""
+    from monomial_gmn.train import load_run
+
+    train(_cfg(tmp_path, cnn_zoo, "h", model="statnn", epochs=1), progress=False)
+    cfg_path = tmp_path / "h" / "config.json"
+    good = cfg_path.read_text()
+    for text, why in [("[" * 100_000 + "]" * 100_000, "nested too deeply"), ("{", "not valid JSON"),
+                      ("9" * 5000, "not valid JSON"), ("[1, 2]", "expected a JSON object")]:
+        cfg_path.write_text(text)
+        with pytest.raises(ValueError, match=f"config.json: malformed run configuration .*{why}"):
+            load_run(tmp_path / "h")
+        err = _one_line_error(capsys, ["eval", str(tmp_path / "h")])
+        assert "config.json: malformed run configuration" in err and why in err
+    cfg_path.write_text(good)
+    gbm = _cfg(tmp_path, cnn_zoo, "g", model="statnn-gbm")
+    train(gbm, progress=False)
+    (tmp_path / "g" / "metrics.json").write_text("[" * 100_000)
+    with pytest.raises(ValueError, match="metrics.json: malformed run metrics .*nested too deeply"):
+        train(gbm, resume=True, progress=False)
+
+
 # ------------------------------------------------------------------------------------------ item 9: options
 @pytest.mark.parametrize("key,flag", [("hidden_dim", "--hidden-dim"), ("num_layers", "--num-layers"),
                                       ("readout", "the task"), ("out_dim", "the task")])
@@ -402,3 +425,18 @@ def test_bench_measures_only_the_models_asked_for(argv):
     assert {t["kwargs"]["shape"] for _, t in tasks if t["kind"] != "conversion"} == {"siren"}
     default = config_from_args(build_parser().parse_args(["bench", *argv]))
     assert [t["kwargs"]["model"] for _, t in plan_tasks(default, 1) if t["kind"] == "scaling"] == ["monomial"]
+
+
+@pytest.mark.parametrize("field,value,why", [("lr", "x", "must be a number, got 'x'"),
+                                             ("epochs", 2.5, "must be an integer, got 2.5"),
+                                             ("hidden_dim", True, "must be an integer, got True")])
+def test_trainconfig_refuses_wrong_types_by_name(tmp_path, cnn_zoo, capsys, field, value, why):
+    """A value of the wrong type (e.g. drawn from a --tune-space entry) is refused naming the field, not with a bare
+    conversion error, and never truncated (2.5 epochs is not silently 2)."""
+    with pytest.raises(ValueError, match=f"TrainConfig.{field} {why}"):
+        _cfg(tmp_path, cnn_zoo, "t", **{field: value}).validate()
+    if field == "lr":
+        err = _one_line_error(capsys, ["compare", "--zoo", str(cnn_zoo), "--task", "generalization", "--models", "gmn",
+                                       "--out", str(tmp_path / "c"), "--tune", "1", "--tune-space", '{"lr": "x"}',
+                                       "--quiet"])
+        assert "lr" in err and "'x'" in err

@@ -46,7 +46,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
-from .._io import atomic_write_json, atomic_write_text
+from .._io import atomic_write_json, atomic_write_text, read_json
 from ._augment import parse_augment
 from ._config import TrainConfig, model_names, model_options
 from ._evaluate import evaluate_run
@@ -170,7 +170,7 @@ def _split_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
 
 
 def _load_json(path: Path, default: Any) -> Any:
-    return json.loads(path.read_text()) if path.is_file() else default
+    return read_json(path, "results file", kind=None) if path.is_file() else default
 
 
 def check_append(out: str | Path, digest: str, task: str, activation: str | None) -> dict[str, Any]:

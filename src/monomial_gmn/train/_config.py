@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,10 +92,16 @@ class TrainConfig:
                              f"{', '.join(names)}")
         make_task(self.task, **({"edit": self.edit} if self.task == "inr-editing" else {}))
         for name in ("epochs", "batch_size", "hidden_dim", "num_layers", "checkpoint_every", "eval_batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}")
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise ValueError(f"TrainConfig.{name} must be an integer, got {v!r}")
+            if int(v) < 1:
+                raise ValueError(f"TrainConfig.{name} must be at least 1, got {v}")
         for name in ("lr", "weight_decay", "clip", "warmup"):
-            v = float(getattr(self, name))
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                raise ValueError(f"TrainConfig.{name} must be a number, got {v!r}")
+            v = float(v)
             if not math.isfinite(v) or v < 0:
                 raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {v}")
         if self.lr <= 0:

@@ -3,7 +3,6 @@ fitting a run, predicting and scoring with the fitted model, and reloading it (`
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._io import atomic_write_json
+from .._io import atomic_write_json, read_json
 from ._augment import parse_augment
 from ._build import _construct, model_config, saved_model
 from ._config import TrainConfig, mix_seed
@@ -49,7 +48,7 @@ def _train_gbm(cfg: TrainConfig, task: Task, zoo: Any, splits: dict[str, np.ndar
         saved = _read_record(out)
         _check_resume_config(saved, cfg, out / "config.json")
         _check_resume_zoo(saved, digest, cfg, out / "config.json")
-        return json.loads((out / "metrics.json").read_text())
+        return read_json(out / "metrics.json", "run metrics")
     t0 = time.perf_counter()
     mcfg = model_config(cfg, task, zoo)
     model = _construct(cfg, mcfg)

@@ -3,7 +3,6 @@ that refuse resuming or evaluating on other networks, and :func:`load_run` (layo
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ import numpy as np
 from torch import Tensor
 
 from .._errors import ZooFormatError
+from .._io import read_json
 from .._io import safe_torch_load
 from ._augment import parse_augment
 from ._config import TrainConfig, _activation_list, _fitted_model, model_options
@@ -100,12 +100,7 @@ def _read_record(run: Path) -> dict[str, Any]:
     cfg_path = run / "config.json"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{cfg_path}: missing (is {run} a run directory written by 'monomial-gmn train'?)")
-    try:
-        rec = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{cfg_path}: malformed run configuration ({exc})") from None
-    if not isinstance(rec, dict):
-        raise ValueError(f"{cfg_path}: malformed run configuration (not a JSON object)")
+    rec = read_json(cfg_path, "run configuration")
     return rec
 
 
