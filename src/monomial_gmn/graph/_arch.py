@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._errors import ZooFormatError
-from ._convert import _unknown_spatial, graph_spec, register_op
+from ._convert import graph_spec, register_op
+from ._convert_builtins import _unknown_spatial
 from ._modules import Sine
 from ._spec import GraphSpec
 

@@ -11,20 +11,26 @@ Two registries, both dispatched with ``isinstance`` (the most specific registere
 Anything else raises :class:`UnsupportedModuleError` naming the module path and type; no parameter is ever
 silently dropped. Modules that are not Sequential-like go through the builders registered with
 :func:`register_spec_builder` (the torch.fx converter registers one).
+
+The registries and the converter protocol are in :mod:`._convert_registry`, the built-in converters and ops in
+:mod:`._convert_builtins`, the checks of tied weights and neuron symmetries in :mod:`._convert_checks`; this
+module holds the Sequential walker and the entry points :func:`graph_spec`, :func:`to_graph`, :func:`to_module`.
 """
 
 from __future__ import annotations
 
 import copy
-import math
-from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from .._errors import GraphMismatchError, UnsupportedModuleError
-from ._modules import Sine
+from . import _convert_builtins  # noqa: F401  (registers the built-in converters and ops)
+from ._convert_checks import _check_shared_parameters, _check_symmetries
+from ._convert_registry import (_CONVERTERS, _NAMED_BUILDERS, _OPS, _SPEC_BUILDERS, ConvertContext, LayerConversion,
+                                _lookup, _op_params_reason, op_symmetry, register_converter, register_op,
+                                register_spec_builder)
 from ._parameter_graph import ParameterGraph
 from ._spec import GraphSpec, LayerRecord
 from ._symmetry import Role, Symmetry, meet
@@ -33,222 +39,6 @@ __all__ = [
     "LayerConversion", "ConvertContext", "register_converter", "register_op", "register_spec_builder",
     "graph_spec", "to_graph", "to_module", "op_symmetry",
 ]
-
-
-@dataclass
-class ConvertContext:
-    """What the walker knows about the tensor flowing into the next module.
-
-    Attributes:
-        path: module path of the module being converted.
-        channels: feature/channel count (None before the first parametric layer).
-        rank: spatial rank (0 for vectors, 1 for sequences, 2 for images; None if unknown yet).
-        spatial: known spatial size, or None.
-        flat_channels: channel count of a spatial map that a Flatten turned into a vector (else None).
-        flat_spatial: spatial size of that map if known.
-    """
-
-    path: str = ""
-    channels: int | None = None
-    rank: int | None = None
-    spatial: tuple[int, ...] | None = None
-    flat_channels: int | None = None
-    flat_spatial: tuple[int, ...] | None = None
-    flat_rank: int = 0
-
-
-@dataclass
-class LayerConversion:
-    """How a parametric module reads as a graph layer (returned by converters).
-
-    Attributes:
-        in_channels / out_channels: neurons (channels) on each side.
-        kernel: spatial shape of one (out, in) block of the weight.
-        weight / bias: attribute names of the weight and bias on the module (bias None if absent).
-        out_rank: spatial rank of the module's output (0 vector, 1 or 2).
-    """
-
-    in_channels: int
-    out_channels: int
-    kernel: tuple[int, ...]
-    weight: str = "weight"
-    bias: str | None = "bias"
-    out_rank: int = 0
-    extra_params: tuple[str, ...] = field(default_factory=tuple)
-
-
-@dataclass
-class _OpRule:
-    symmetry: Symmetry | Callable[[nn.Module], Symmetry]
-    effect: Callable[[nn.Module, ConvertContext], None] | None = None
-    allow_params: Callable[[nn.Module], bool] | None = None
-
-
-_CONVERTERS: dict[type, Callable[[nn.Module, ConvertContext], LayerConversion]] = {}
-_OPS: dict[type, _OpRule] = {}
-_SPEC_BUILDERS: list[Callable[[nn.Module], GraphSpec | None]] = []
-_NAMED_BUILDERS: dict[str, Callable[[nn.Module], GraphSpec | None]] = {}
-
-
-def register_converter(module_type: type) -> Callable:
-    """Decorator: register ``fn(module, ctx) -> LayerConversion`` for ``module_type`` and its subclasses."""
-
-    def deco(fn: Callable[[nn.Module, ConvertContext], LayerConversion]) -> Callable:
-        _CONVERTERS[module_type] = fn
-        return fn
-
-    return deco
-
-
-def register_op(module_type: type, symmetry: Symmetry | str | Callable[[nn.Module], Symmetry],
-                effect: Callable[[nn.Module, ConvertContext], None] | None = None,
-                allow_params: Callable[[nn.Module], bool] | None = None) -> None:
-    """Register a parameter-free op (activation, pooling, ...) and the symmetry it preserves.
-
-    Args:
-        module_type: the op's class (subclasses match too).
-        symmetry: what the op commutes with: ``"scale"`` for linear ops, ``"positive_scale"`` for positively
-            homogeneous ones, ``"sign"`` for odd ones, ``"none"`` otherwise; or a function of the module.
-        effect: optional ``fn(module, ctx)`` updating the spatial bookkeeping (pooling, flatten).
-        allow_params: optional predicate for ops whose own parameters are constants of the architecture
-            (frozen, the same in every network): such parameters are not carried by the graph, stay with the
-            architecture and are copied from the template by :func:`to_module`. Without it an op with
-            parameters is refused (networks differing only in them would get the same graph).
-    """
-    sym = symmetry if callable(symmetry) else Symmetry.parse(symmetry)
-    _OPS[module_type] = _OpRule(sym, effect, allow_params)
-
-
-def register_spec_builder(fn: Callable[[nn.Module], GraphSpec | None], name: str | None = None) -> None:
-    """Register a fallback builder for modules that are not Sequential-like (returns None to pass).
-
-    A builder may also raise :class:`UnsupportedModuleError`; the next builder is then tried and the first
-    error is raised if none accepts the module. ``name`` makes it selectable as ``to_graph(m, method=name)``.
-    """
-    if fn not in _SPEC_BUILDERS:
-        _SPEC_BUILDERS.append(fn)
-    if name is not None:
-        _NAMED_BUILDERS[name] = fn
-
-
-def _lookup(registry: dict, module: nn.Module):
-    for cls in type(module).__mro__:
-        if cls in registry:
-            return registry[cls]
-    return None
-
-
-def _op_params_reason(names: list[str]) -> str:
-    return (f"its parameter(s) {names} are not carried by the graph, so networks that differ in them would get "
-            "the same graph (if they are frozen constants of the architecture, declare it with "
-            "mg.register_op(type, symmetry, allow_params=lambda m: True))")
-
-
-def op_symmetry(module: nn.Module) -> Symmetry | None:
-    """The symmetry a registered op preserves, or None if the op is not registered."""
-    rule = _lookup(_OPS, module)
-    if rule is None:
-        return None
-    return rule.symmetry(module) if callable(rule.symmetry) else rule.symmetry
-
-
-# ---------------------------------------------------------------------------------------- built-in converters
-@register_converter(nn.Linear)
-def _linear(module: nn.Linear, ctx: ConvertContext) -> LayerConversion:
-    bias = "bias" if module.bias is not None else None
-    if ctx.flat_channels is not None and ctx.channels is None:
-        c = ctx.flat_channels
-        if module.in_features % c:
-            raise UnsupportedModuleError(ctx.path, "Linear", f"in_features={module.in_features} is not a multiple "
-                                         f"of the {c} channels flattened before it")
-        per = module.in_features // c
-        kernel = _flat_kernel(per, ctx.flat_spatial, ctx.flat_rank)
-        return LayerConversion(c, module.out_features, kernel, bias=bias)
-    if ctx.rank not in (None, 0):
-        raise UnsupportedModuleError(ctx.path, "Linear", "it is applied to a spatial map without a Flatten "
-                                     "(global pooling + Flatten, or Flatten over the map, is expected)")
-    return LayerConversion(module.in_features, module.out_features, (), bias=bias)
-
-
-def _flat_kernel(per: int, spatial: tuple[int, ...] | None, rank: int) -> tuple[int, ...]:
-    if spatial is not None and math.prod(spatial) == per:
-        return tuple(int(s) for s in spatial) if len(spatial) == 2 else (per,)
-    if per == 1:
-        return ()
-    r = math.isqrt(per)
-    if rank == 2 and r * r == per:
-        return (r, r)
-    return (per,)
-
-
-def _conv(rank: int):
-    def convert(module: nn.Module, ctx: ConvertContext) -> LayerConversion:
-        name = type(module).__name__
-        if module.groups != 1:
-            raise UnsupportedModuleError(ctx.path, name, f"groups={module.groups}: only groups=1 is supported")
-        if getattr(module, "transposed", False):
-            raise UnsupportedModuleError(ctx.path, name, "transposed convolutions are not supported")
-        if ctx.rank not in (None, rank):
-            raise UnsupportedModuleError(ctx.path, name, f"its input has spatial rank {ctx.rank}, not {rank}")
-        bias = "bias" if module.bias is not None else None
-        return LayerConversion(module.in_channels, module.out_channels, tuple(module.kernel_size),
-                               bias=bias, out_rank=rank)
-
-    return convert
-
-
-register_converter(nn.Conv1d)(_conv(1))
-register_converter(nn.Conv2d)(_conv(2))
-
-
-# ---------------------------------------------------------------------------------------- built-in ops
-def _flatten_effect(module: nn.Flatten, ctx: ConvertContext) -> None:
-    if module.start_dim != 1 or module.end_dim != -1:
-        raise UnsupportedModuleError(ctx.path, "Flatten", "only Flatten(start_dim=1, end_dim=-1) is supported")
-    if not ctx.rank:
-        return
-    if ctx.spatial is not None and math.prod(ctx.spatial) == 1:
-        ctx.rank, ctx.spatial = 0, None
-        return
-    ctx.flat_channels, ctx.flat_spatial, ctx.flat_rank = ctx.channels, ctx.spatial, ctx.rank
-    ctx.channels, ctx.rank, ctx.spatial = None, 0, None
-
-
-def _adaptive_effect(module: nn.Module, ctx: ConvertContext) -> None:
-    size = module.output_size
-    rank = ctx.rank or (2 if "2d" in type(module).__name__ else 1)
-    size = (size,) * rank if isinstance(size, int) else tuple(size)
-    ctx.spatial = None if any(s is None for s in size) else tuple(int(s) for s in size)
-
-
-def _unknown_spatial(module: nn.Module, ctx: ConvertContext) -> None:
-    ctx.spatial = None
-
-
-def _hardtanh_symmetry(module: nn.Hardtanh) -> Symmetry:
-    return Symmetry.SIGN if module.min_val == -module.max_val else Symmetry.NONE
-
-
-for _t in (nn.ReLU, nn.LeakyReLU):
-    register_op(_t, Symmetry.POSITIVE_SCALE)
-register_op(nn.PReLU, Symmetry.POSITIVE_SCALE)  # its learnable slope is not carried: refused (see allow_params)
-for _t in (nn.Tanh, nn.Softsign, nn.Tanhshrink, nn.Softshrink, nn.Hardshrink, Sine):
-    register_op(_t, Symmetry.SIGN)
-register_op(nn.Hardtanh, _hardtanh_symmetry)
-for _t in (nn.Sigmoid, nn.GELU, nn.SiLU, nn.ELU, nn.CELU, nn.SELU, nn.Softplus, nn.Mish, nn.Hardswish,
-           nn.Hardsigmoid, nn.LogSigmoid, nn.ReLU6, nn.RReLU, nn.Threshold):
-    register_op(_t, Symmetry.NONE)
-for _t in (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout):
-    register_op(_t, Symmetry.SCALE)
-for _t in (nn.AvgPool1d, nn.AvgPool2d):
-    register_op(_t, Symmetry.SCALE, effect=_unknown_spatial)
-for _t in (nn.MaxPool1d, nn.MaxPool2d):
-    register_op(_t, Symmetry.POSITIVE_SCALE, effect=_unknown_spatial)
-for _t in (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d):
-    register_op(_t, Symmetry.SCALE, effect=_adaptive_effect)
-for _t in (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d):
-    register_op(_t, Symmetry.POSITIVE_SCALE, effect=_adaptive_effect)
-register_op(nn.Flatten, Symmetry.SCALE, effect=_flatten_effect)
 
 
 # ---------------------------------------------------------------------------------------- the walker
@@ -340,20 +130,6 @@ def _assemble(records: list[LayerRecord], syms: list[Symmetry], n_nodes: int) ->
     return GraphSpec(layer=layer, role=role, sym=sym, block=block, pos=pos, layers=records)
 
 
-def _check_shared_parameters(module: nn.Module) -> None:
-    """Tied weights (one parameter under two names: a layer placed twice in a Sequential, ``b.weight =
-    a.weight``) are refused: the graph would hold the tensor twice, and the group would transform the copies
-    independently although the network can change them only together."""
-    seen: dict[int, str] = {}
-    for name, p in module.named_parameters(remove_duplicate=False):
-        first = seen.setdefault(id(p), name)
-        if first != name:
-            path = name.rpartition(".")[0]
-            raise UnsupportedModuleError(path, type(module.get_submodule(path)).__name__,
-                                         f"its parameter '{name}' is the same tensor as '{first}' (shared or tied "
-                                         "weights are not supported)")
-
-
 def graph_spec(module: nn.Module, method: str = "auto") -> GraphSpec:
     """The :class:`GraphSpec` of a module's architecture.
 
@@ -436,29 +212,3 @@ def to_module(graph: ParameterGraph, template: nn.Module, method: str = "auto") 
                                          f"the graph gives {value.numel()} values")
             p.copy_(value.reshape(p.shape))
     return net
-
-
-def _check_symmetries(graph: ParameterGraph, spec: GraphSpec) -> None:
-    """A graph's recorded neuron symmetries must be the template's: the same layout with other activations
-    (ReLU vs tanh) is another function family, and its group would not act the same."""
-    sym = getattr(graph, "sym", None)
-    if sym is None or tuple(sym.shape) != tuple(spec.sym.shape):
-        return  # no record, or a size mismatch that state_from_graph names
-    differ = (sym.detach().cpu().long() != spec.sym).nonzero().flatten()
-    if differ.numel() == 0:
-        return
-    i = int(differ[0])
-    layer = int(spec.layer[i])
-    where = f"layer {layer} ('{spec.layers[layer - 1].path}')" if 0 < layer <= len(spec.layers) else f"layer {layer}"
-    raise GraphMismatchError(
-        f"the graph's neurons have other symmetries than the template's ({differ.numel()} neurons; the first, "
-        f"neuron {i} in {where}, is {_sym_name(int(sym[i]))} in the graph and {_sym_name(int(spec.sym[i]))} in "
-        "the template): it comes from a network with other activations; load it into a template with the same "
-        "activations")
-
-
-def _sym_name(code: int) -> str:
-    try:
-        return Symmetry(code).label
-    except ValueError:
-        return f"code {code}"

@@ -46,7 +46,7 @@ from torch import Tensor, fx, nn
 
 from .._errors import UnsupportedModuleError
 from . import _fx_activations, _fx_arith, _fx_pool, _fx_shape  # noqa: F401 - importing registers the handlers
-from ._convert import _CONVERTERS, _OPS, ConvertContext, _lookup, register_spec_builder
+from ._convert_registry import _CONVERTERS, _OPS, ConvertContext, _lookup, register_spec_builder
 from ._fx_assemble import assemble
 from ._fx_layers import parametric, registered_op
 from ._fx_registry import _FX_FUNCTIONS, _FX_METHODS, _FX_MODULES  # the handler tables

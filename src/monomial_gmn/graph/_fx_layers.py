@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._errors import UnsupportedModuleError
-from ._convert import _OPS, ConvertContext, _lookup, _op_params_reason
+from ._convert_registry import _OPS, ConvertContext, _lookup, _op_params_reason
 from ._fx_registry import register_fx_function, register_fx_module
 from ._fx_spec import NormKind
 from ._fx_values import _arg, _Const, _Fail, _Feat, _flatten_values

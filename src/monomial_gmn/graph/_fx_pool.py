@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._convert import _OPS, _lookup
+from ._convert_registry import _OPS, _lookup
 from ._fx_registry import register_fx_function, register_fx_method, register_fx_module
 from ._fx_values import _arg, _Fail, _Feat, _norm_dim, _value
 from ._symmetry import Symmetry

@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from ._convert import _lookup
+from ._convert_registry import _lookup
 
 __all__ = ["register_fx_function", "register_fx_method", "register_fx_module", "fx_handler"]
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ._convert import _OPS, _lookup
+from ._convert_registry import _OPS, _lookup
 from ._fx_registry import register_fx_function, register_fx_method, register_fx_module
 from ._fx_values import _arg, _BATCH, _Const, _Fail, _Feat, _norm_dim, _OPAQUE, _Shape, _value
 from ._symmetry import Symmetry
