@@ -3,7 +3,8 @@
 Each elementwise op keeps the channels and constrains the neurons it reads by what it commutes with:
 ReLU-like ops ``positive_scale``, odd ops (tanh, sin, ...) ``sign``, linear ones (negation, dropout, copies
 and casts) ``scale``, any other (sigmoid, GELU, exp, ...) ``none``. Clamps get the symmetry of their bounds
-(``[0, ∞)`` positive scaling, ``[-a, a]`` sign flips, else none); softmax over the channels and
+(``[0, ∞)`` positive scaling, ``[-a, a]`` with a ≥ 0 sign flips, else none; a per-channel tensor bound fixes
+the neurons, a feature-tensor bound ties them to it); softmax over the channels and
 ``F.normalize`` mix features (``none``).
 """
 
@@ -17,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._fx_registry import register_fx_function, register_fx_method, register_fx_module
-from ._fx_values import _arg, _clamp_symmetry, _Const, _Fail, _Feat, _feats
+from ._fx_arith import channel_uniform, feat_feat
+from ._fx_values import _OPAQUE, _arg, _clamp_symmetry, _Const, _Fail, _Feat, _feats, _value
 from ._symmetry import Symmetry
 
 if TYPE_CHECKING:
@@ -77,23 +79,47 @@ register_elementwise(S.SCALE, (torch.neg, operator.neg, operator.pos, F.dropout,
 
 @register_fx_function(F.hardtanh, torch.clamp, torch.clip)
 def clamp_function(it: _Interpreter, fn: Any, args: tuple, kwargs: dict) -> _Feat:
-    """hardtanh (default bounds ±1) and clamp/clip: reads ``args[0]``, constrains it by the bounds' symmetry."""
+    """hardtanh (default bounds ±1) and clamp/clip: reads ``args[0]``, constrains it by the bounds (:func:`clamp`)."""
     name = getattr(fn, "__name__", str(fn))
     if fn is F.hardtanh:
         lo, hi = _arg(args, kwargs, 1, "min_val", -1.0), _arg(args, kwargs, 2, "max_val", 1.0)
     else:
         lo, hi = _arg(args, kwargs, 1, "min", None), _arg(args, kwargs, 2, "max", None)
-    return it.unary(args[0] if args else None, _clamp_symmetry(lo, hi), f"{name}({lo}, {hi})")
+    return clamp(it, args[0] if args else None, lo, hi, name)
 
 
 @register_fx_method("clamp", "clip", "clamp_min", "clamp_max")
 def clamp_method(it: _Interpreter, method: str, args: tuple, kwargs: dict) -> _Feat:
-    """x.clamp/clip/clamp_min/clamp_max: constrains the tensor by the symmetry of the bounds."""
+    """x.clamp/clip/clamp_min/clamp_max: constrains the tensor by the bounds (:func:`clamp`)."""
     rest = args[1:]
     lo = _arg(rest, kwargs, 0, "min", None) if method != "clamp_max" else None
     hi = (_arg(rest, kwargs, 1, "max", None) if method in ("clamp", "clip")
           else (_arg(rest, kwargs, 0, "max", None) if method == "clamp_max" else None))
-    return it.unary(args[0], _clamp_symmetry(lo, hi), f"{method}({lo}, {hi})")
+    return clamp(it, args[0], lo, hi, method)
+
+
+def clamp(it: _Interpreter, x: _Feat, lo: Any, hi: Any, name: str) -> _Feat:
+    """Clamping ``x`` to [lo, hi]. Number bounds (and one-element tensors): the symmetry of the bounds
+    (:func:`~._fx_values._clamp_symmetry`). A feature-tensor bound is an elementwise max/min of two features:
+    their channels are tied and get ``none``. A tensor bound that differs between channels fixes the neurons
+    (the graph does not carry it); one that varies only over positions gives ``none``."""
+    if not isinstance(x, _Feat):
+        raise _Fail(f"{name} of a constant bounded by a feature tensor")
+    bounds = []
+    for b in (lo, hi):
+        if isinstance(b, _Feat):
+            x = feat_feat(it, x, b, tie_only=False, why=f"{name} with a feature-tensor bound")
+            b = _OPAQUE
+        elif torch.is_tensor(_value(b)):
+            t = _value(b)
+            if t.numel() == 1:
+                b = float(t.reshape(()))
+            elif not channel_uniform(x, t):
+                return it.unary(x, S.FIXED, f"{name} with per-channel bounds (the graph does not carry them)")
+            else:
+                b = _OPAQUE
+        bounds.append(b)
+    return it.unary(x, _clamp_symmetry(*bounds), f"{name}({lo}, {hi})")
 
 
 @register_fx_function(F.prelu)

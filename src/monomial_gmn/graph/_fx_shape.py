@@ -9,6 +9,7 @@ channel count or known spatial size as a constant, and :data:`_OPAQUE` for what 
 from __future__ import annotations
 
 import copy
+import math
 import operator
 from typing import TYPE_CHECKING, Any
 
@@ -173,9 +174,24 @@ def reshape_method(it: _Interpreter, method: str, args: tuple, kwargs: dict) -> 
 
 
 def reshape(it: _Interpreter, x: _Feat, shape: Any) -> _Feat:
-    """Per-sample flattens (``[B, -1]``) and reshapes that keep the channels (``[B, C, ...]``); vids unchanged."""
+    """Per-sample flattens (``[B, -1]``) and reshapes that keep the channels (``[B, C, ...]``); vids unchanged.
+
+    With ``-1`` in place of the batch (``x.view(-1, n)``) the batch size is inferred from the other sizes, so
+    the reshape is per sample only if they multiply to the per-sample size; when that size is not known (a map
+    whose spatial size depends on the input) or differs, the reshape may merge samples and mix channels of one
+    sample into several rows, and it is refused (the network input's neurons are fixed, so there it is read
+    as a per-sample flatten)."""
     dims = list(shape.dims if isinstance(shape, _Shape) else shape)
     dims = [_value(d) if isinstance(d, _Const) else d for d in dims]
+    if dims and dims[0] is not _BATCH and dims[0] == -1 and x.nodes is not None:
+        per = _sample_size(x)
+        rest = dims[1:]
+        total = math.prod(rest) if all(isinstance(d, int) and d > 0 for d in rest) else None
+        if per is None or total != per:
+            known = f"{per} values per sample" if per is not None else "a per-sample size that depends on the input"
+            raise _Fail(f"a reshape to ({', '.join(str(d) for d in dims)}) of a tensor with {known}: the -1 in "
+                        "place of the batch may merge samples and mix channels; write x.flatten(1) or "
+                        "x.view(x.size(0), ...)")
     if len(dims) == 2 and (dims[0] is _BATCH or (dims[0] == -1 and isinstance(dims[1], int) and dims[1] > 0)) \
             and (dims[1] == -1 or isinstance(dims[1], int)):
         return flatten(it, x, 1, -1)
@@ -186,6 +202,20 @@ def reshape(it: _Interpreter, x: _Feat, shape: Any) -> _Feat:
         return out
     raise _Fail("only reshapes that flatten per sample (x.view(x.size(0), -1)) or keep the channels "
                 "(x.view(B, C, -1)) are supported")
+
+
+def _sample_size(x: _Feat) -> int | None:
+    """The number of values per sample of ``x`` when its layout is fully known, else None."""
+    c = x.nodes.numel()
+    if x.flat:
+        spatial = x.ctx.flat_spatial
+    elif x.ctx.rank == 0:
+        return c
+    else:
+        spatial = x.ctx.spatial if x.ctx.rank is not None else None
+    if spatial is None or any(not isinstance(v, int) for v in spatial):
+        return None
+    return c * math.prod(spatial)
 
 
 # ------------------------------------------------------------------------------------------ split and squeeze

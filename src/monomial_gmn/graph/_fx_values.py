@@ -97,13 +97,14 @@ def _feats(v: Any) -> list[_Feat]:
 
 
 def _clamp_symmetry(lo: Any, hi: Any) -> Symmetry:
-    """What clamping to [lo, hi] commutes with: positive scaling for [0, ∞), sign flips for [-a, a]."""
+    """What clamping to [lo, hi] commutes with: positive scaling for [0, ∞), sign flips for [-a, a] with a ≥ 0
+    (with lo > hi torch returns the constant hi everywhere, which no flip commutes with); else nothing."""
     lo, hi = _value(lo), _value(hi)
     if not all(v is None or isinstance(v, (int, float)) for v in (lo, hi)):
         return S.NONE
     if hi is None and lo == 0:
         return S.POSITIVE_SCALE
-    if lo is not None and hi is not None and lo == -hi:
+    if lo is not None and hi is not None and lo == -hi and hi >= 0:
         return S.SIGN
     return S.NONE
 
