@@ -17,7 +17,7 @@ Two steps, both vectorised over a batch of mixed architectures and activations:
    symmetry            c(v)
    ==================  ================================================================
    ``positive_scale``  ‖v‖ (the incoming vector gets unit norm)
-   ``sign``            sign(Σ_k v_k³) (an odd statistic; made positive)
+   ``sign``            sign(Σ_k v_k³) (an odd statistic; made positive; ties: see below)
    ``scale``           ‖v‖ · sign(Σ_k v_k³)
    ``none``, fixed     1
    ==================  ================================================================
@@ -40,9 +40,16 @@ Ties and degenerate neurons (documented behaviour, tested):
   with a non-trivial factor (ReLU, LeakyReLU, tanh, sin, identity). Its outgoing weights are set to zero in the
   representative (the function is unchanged) and it is marked ``determined = False``: its factor is not
   recovered, and :meth:`CanonicalForm.lift` gives such neurons (and their edges) a zero edit.
-- ``sign`` with Σ v³ = 0 exactly (e.g. v = (a, −a)): the sign is kept as given, so the representative is not
-  sign-invariant for that neuron. The decision is exact whenever |Σ v³| exceeds the rounding error of the
-  input, relative to Σ |v|³ about 1e-7 for float32 weights; closer near-ties may flip under rounding.
+- ``sign`` (and the sign part of ``scale``) at a tie, |Σ v³| ≤ 1e-9 · Σ |v|³ (e.g. v = (a, −a), common in
+  quantised nets): the sign is decided by a second odd statistic that weights every incoming term by what the
+  group cannot change — the kernel entry's offset from the canvas centre, and the source neuron's identity: a
+  fixed (input) neuron's index, a hidden source's oriented bias and the normalised second statistic of its own
+  incoming vector (a signature propagated from the inputs) —; if that ties too, by Σ_k (1 + index_k)·W[k, i]³
+  over the outgoing weights to fixed (output) neurons. Only if all three tie is the sign kept as given, and
+  then the representative is not sign-invariant for that neuron: two hidden sources told apart only by their
+  outgoing weights, read with opposite signs (on random ±0.5 tanh MLPs of width 4, 16 of 200 group elements
+  still change the representative; 122 of 200 with Σ v³ alone). Real-valued trained nets have no exact ties:
+  there only Σ v³ decides, exactly whenever it exceeds its rounding error (≈ 1e-16 relative in float64).
 - Balance skips a neuron with zero incoming or zero outgoing energy (it keeps its unit-norm orientation), so
   the iteration never runs to infinity.
 Invariance does not depend on the number of sweeps: the iteration starts from the oriented network, which
@@ -140,7 +147,10 @@ def canonical_form(graph: Data, scale: str = "balance", tol: float = 1e-9, max_s
     slot = torch.where(st.node_slot >= 0, st.node_slot, torch.full_like(st.node_slot, S))
     # [S+1] symmetry per slot, the extra slot S (fixed nodes) last
     sym = torch.cat([st.slot_sym, torch.tensor([int(Symmetry.FIXED)], device=st.slot_sym.device)])
-    f, dead, zeroed = _orient(x, e, src, dst, slot, sym, graph.layer, S)
+    oriented = _orient(x, e, src, dst, slot, sym, graph.layer, S, None)      # Σ v³ alone: enough without ties
+    if oriented is None:                                                      # an exact sign tie somewhere
+        oriented = _orient(x, e, src, dst, slot, sym, graph.layer, S, _fixed_rank(graph, slot == S))
+    f, dead, zeroed = oriented
     sweeps = 0
     if scale == "balance":
         f, sweeps = _balance(graph, x, e, src, dst, slot, sym, graph.layer, f, dead, zeroed, S, tol, max_sweeps)
@@ -155,11 +165,27 @@ def canonical_form(graph: Data, scale: str = "balance", tol: float = 1e-9, max_s
     return CanonicalForm(out, torch.where(determined, fn, torch.ones_like(fn)), determined, sweeps)
 
 
+def _fixed_rank(graph: Data, fixed: Tensor) -> Tensor:
+    """[N] float64: 1 + the row index of each fixed node within its (graph, layer) — an identity the group never
+    changes (fixed neurons are not permuted) —, and 0 for the other nodes."""
+    n = fixed.numel()
+    if n == 0 or not bool(fixed.any()):
+        return torch.zeros(n, dtype=torch.float64, device=fixed.device)
+    rows = torch.arange(n, device=fixed.device)
+    key = graph_ids(graph, n, fixed.device) * (int(graph.layer.max()) + 1) + graph.layer
+    big = torch.full((int(key.max()) + 1,), n, dtype=torch.long, device=fixed.device)
+    first = big.scatter_reduce(0, key[fixed], rows[fixed], reduce="amin")
+    return torch.where(fixed, (rows - first[key] + 1).to(torch.float64), torch.zeros((), dtype=torch.float64,
+                                                                                      device=fixed.device))
+
+
 def _orient(x: Tensor, e: Tensor, src: Tensor, dst: Tensor, slot: Tensor, sym: Tensor, layer: Tensor,
-            S: int) -> tuple[Tensor, Tensor, Tensor]:
+            S: int, fixed_rank: Tensor | None) -> tuple[Tensor, Tensor, Tensor] | None:
     """Step 1: per-slot factors f [S+1] (float64) with f·G oriented, the dead mask [S+1] and the nodes [N]
     whose outgoing weights are zeroed (the copies of a slot before its first non-zero incoming vector: each
-    computes act(0 + earlier copies) = 0)."""
+    computes act(0 + earlier copies) = 0). ``fixed_rank`` None: orient by Σ v³ alone and return None as soon
+    as a sign-free slot ties (the caller then runs again with ``fixed_rank`` [N], see :func:`_fixed_rank`, and
+    the tie-breaking statistics); a batch without ties is oriented exactly as by the second pass."""
     dev = x.device
     scaled, signed = magnitude_free(sym), sign_free(sym)
     movable = scaled | signed
@@ -170,6 +196,8 @@ def _orient(x: Tensor, e: Tensor, src: Tensor, dst: Tensor, slot: Tensor, sym: T
     node_mov = movable[slot]
     levels = torch.unique(layer[node_mov]).tolist() if bool(node_mov.any()) else []
     bias_sq, bias_cube = (x * x).sum(-1), (x * x * x).sum(-1)
+    any_sign = bool(signed.any())
+    sig = torch.zeros(S + 1, dtype=torch.float64, device=dev)   # an invariant signature of each oriented slot
     for lev in levels:
         nodes = node_mov & (layer == lev) & ~done[slot]
         if not bool(nodes.any()):
@@ -183,18 +211,96 @@ def _orient(x: Tensor, e: Tensor, src: Tensor, dst: Tensor, slot: Tensor, sym: T
         fb = fn[nodes]
         sq = torch.zeros(S + 1, dtype=torch.float64, device=dev)
         sq.index_add_(0, sd, (v * v).sum(-1)).index_add_(0, slot[nodes], bias_sq[nodes] * fb * fb)
+        v3 = v * v * v
         cube = torch.zeros(S + 1, dtype=torch.float64, device=dev)
-        cube.index_add_(0, sd, (v * v * v).sum(-1)).index_add_(0, slot[nodes], bias_cube[nodes] * fb ** 3)
+        cube.index_add_(0, sd, v3.sum(-1)).index_add_(0, slot[nodes], bias_cube[nodes] * fb ** 3)
         here = torch.zeros(S + 1, dtype=torch.bool, device=dev)
         here[slot[nodes]] = True
         alive = here & (sq > 0)
         mag = torch.where(scaled & alive, sq.sqrt(), torch.ones_like(sq))
-        sgn = torch.where(signed & alive & (cube < 0), -1.0, 1.0).to(torch.float64)
+        odd = cube
+        if any_sign and fixed_rank is None:   # first pass: Σ v³ only; None asks for the pass with tie-breaking
+            abs3 = torch.zeros(S + 1, dtype=torch.float64, device=dev).index_add_(0, sd, v3.abs().sum(-1))
+            abs3.index_add_(0, slot[nodes], (x[nodes] * fb.unsqueeze(-1)).abs().pow(3).sum(-1))
+            if bool((signed & alive & (cube.abs() <= _TIE * abs3)).any()):
+                return None
+        elif any_sign:   # ReLU-only batches never reach the tie statistics
+            odd, second, size = _break_sign_ties(cube, v3, sd, es, x, fn, slot, nodes, fb, fixed_rank, sig, S)
+            odd = _outgoing_tie_break(odd, e, src, dst, slot, nodes, fn, fixed_rank, S)
+        sgn = torch.where(signed & alive & (odd < 0), -1.0, 1.0).to(torch.float64)
         f = torch.where(alive, f / (mag * sgn), f)
+        if any_sign and fixed_rank is not None:   # normalised, oriented: invariant; tells later layers' sources apart
+            sig = torch.where(alive, 0.5 * (second * sgn / size.clamp_min(1e-300)).abs(), sig)
         done = done | alive
         zeroed = zeroed | (nodes & ~alive[slot])
     dead = movable & ~done
     return f, dead, zeroed
+
+
+#: Relative size below which an odd statistic counts as a tie (|Σ| ≤ TIE · Σ|terms|): far above the float64
+#: rounding of the sums (about n·1e-16), far below any real asymmetry of fp32 weights.
+_TIE = 1e-9
+
+
+def _position_weights(k: int, device) -> Tensor:
+    """[k] float64 positive weights of the entries of a kernel canvas, a function of each entry's offset from the
+    canvas centre (so a kernel padded onto a larger canvas keeps its weights), distinct for distinct offsets."""
+    side = max(int(round(k ** 0.5)), 1)
+    if side * side != k:                                   # not a square canvas: plain positions
+        return 2.0 + torch.sin(0.7 * torch.arange(k, device=device, dtype=torch.float64) + 0.1)
+    r = (torch.arange(k, device=device) // side - side // 2).to(torch.float64)
+    c = (torch.arange(k, device=device) % side - side // 2).to(torch.float64)
+    return 2.0 + torch.sin(0.7 * r + 0.3 * c + 0.1)
+
+
+def _break_sign_ties(cube: Tensor, v3: Tensor, sd: Tensor, es: Tensor, x: Tensor, fn: Tensor, slot: Tensor,
+                     nodes: Tensor, fb: Tensor, fixed_rank: Tensor, sig: Tensor, S: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The odd statistic [S+1] that orients each sign-symmetric slot: Σ v³ (``cube``) where it is not a tie, else
+    a second odd statistic that weights each incoming term by what the group cannot change: the kernel offset
+    from the centre (spatial positions are never permuted), and the source neuron — a fixed neuron by its index,
+    a hidden one by its oriented bias and its signature ``sig`` (its own normalised oriented statistic; both
+    invariant, since sources are oriented first). Zero where both tie (the sign is then kept as given;
+    documented in the module docstring). Returns (the statistic to orient by, the second statistic, the sum of
+    its absolute terms), each [S+1].
+
+    Shapes: v3 [E_l, K] (cubes of this level's incoming kernels in the current frame), sd/es [E_l] slot of the
+    target / node of the source of each, nodes [N] bool (this level's nodes), fb [n_l] their current factors.
+    """
+    dev = v3.device
+    w_pos = _position_weights(v3.shape[-1], dev)
+    b_src = x[es, 0] * fn[es] if x.shape[-1] else torch.zeros_like(fn[es])
+    phi = torch.where(fixed_rank[es] > 0, 1.0 + fixed_rank[es], 2.0 + torch.tanh(b_src) + sig[slot[es]])
+    abs3 = torch.zeros(S + 1, dtype=torch.float64, device=dev)
+    bias3 = (x[nodes] * fb.unsqueeze(-1)) ** 3
+    abs3.index_add_(0, sd, v3.abs().sum(-1)).index_add_(0, slot[nodes], bias3.abs().sum(-1))
+    terms = phi.unsqueeze(-1) * v3 * w_pos
+    second = torch.zeros(S + 1, dtype=torch.float64, device=dev)
+    second.index_add_(0, sd, terms.sum(-1)).index_add_(0, slot[nodes], bias3.sum(-1))
+    abs2 = torch.zeros(S + 1, dtype=torch.float64, device=dev)
+    abs2.index_add_(0, sd, terms.abs().sum(-1)).index_add_(0, slot[nodes], bias3.abs().sum(-1))
+    second = torch.where(second.abs() <= _TIE * abs2, torch.zeros_like(second), second)
+    tied = cube.abs() <= _TIE * abs3
+    return torch.where(tied, second, cube), second, abs2
+
+
+def _outgoing_tie_break(odd: Tensor, e: Tensor, src: Tensor, dst: Tensor, slot: Tensor, nodes: Tensor, fn: Tensor,
+                        fixed_rank: Tensor, S: int) -> Tensor:
+    """Where ``odd`` [S+1] is still exactly 0, a third odd statistic from the slot's outgoing weights to fixed
+    (output) neurons, which the group never moves: Σ_k (1 + index_k) · W[k, i]³ in the current frame (W[k, i]
+    carries 1/d_i, so the statistic is odd in d_i). Other entries are returned unchanged."""
+    if not bool((odd == 0).any()):
+        return odd
+    eo = nodes[src] & (slot[dst] == S) & (odd[slot[src]] == 0)
+    if not bool(eo.any()):
+        return odd
+    so, do = src[eo], dst[eo]
+    w3 = (e[eo] / fn[so].unsqueeze(-1)) ** 3
+    w_pos = _position_weights(e.shape[-1], e.device)
+    terms = (1.0 + fixed_rank[do]).unsqueeze(-1) * w3 * w_pos
+    third = torch.zeros_like(odd).index_add_(0, slot[so], terms.sum(-1))
+    size = torch.zeros_like(odd).index_add_(0, slot[so], terms.abs().sum(-1))
+    third = torch.where(third.abs() <= _TIE * size, torch.zeros_like(third), third)
+    return torch.where(odd == 0, third, odd)
 
 
 def _balance(batch_of: Data, x: Tensor, e: Tensor, src: Tensor, dst: Tensor, slot: Tensor, sym: Tensor, layer: Tensor,
