@@ -319,11 +319,11 @@ def test_demo_help_and_readme_give_the_same_duration():
     from monomial_gmn.cli import build_parser
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    said = re.search(r"It needs about (\d+) CPU-minutes on\s+2 cores", readme)
+    said = re.search(r"It needs about (\d+) minutes on\s+2 cores", readme)
     assert said, "README no longer states the demo's duration"
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     demo_help = next(c.help for c in sub._choices_actions if c.dest == "demo")
-    assert f"about {said.group(1)} CPU-minutes on 2 cores" in demo_help
+    assert f"about {said.group(1)} minutes on 2 cores" in demo_help
 
 
 # ---------------------------------------------------------------------------------------------- zoo messages
