@@ -152,7 +152,7 @@ def test_tampered_zoo_json_is_refused(own_zoo, fn, match):
                                          ('{"count": 1' + "0" * 5000 + "}", "Exceeds the limit")])
 def test_pathological_zoo_json_is_a_format_error(own_zoo, text, match):
     (own_zoo / "zoo.json").write_text(text)
-    with pytest.raises(ZooFormatError, match=r"zoo\.json: not valid JSON \(.*" + match):
+    with pytest.raises(ZooFormatError, match=r"zoo\.json: malformed zoo header \(not valid JSON: .*" + match):
         load_zoo(own_zoo)
 
 
@@ -204,7 +204,7 @@ def test_architecture_names_of_a_siren_dir_never_collide(tmp_path):
 @pytest.mark.parametrize("labels, match", [
     ('{"net0.pt": 1.7, "net1.pt": 2}', "labels must be integers; 'net0.pt' has 1.7"),
     ('{"net0.pt": true, "net1.pt": 2}', "labels must be integers; 'net0.pt' has True"),
-    ("[" * 100_000, r"not valid JSON \(nested too deeply\)"),
+    ("[" * 100_000, r"not valid JSON: nested too deeply"),
 ])
 def test_labels_json_must_hold_integers(tmp_path, labels, match):
     d = _siren_dir(tmp_path / "d", {"net0.pt": _siren_state(), "net1.pt": _siren_state(seed=1)}, labels_json=labels)

@@ -84,19 +84,20 @@ def safe_torch_load(path: str | os.PathLike) -> Any:
     return torch.load(Path(path), map_location="cpu", weights_only=True)
 
 
-def read_json(path: str | os.PathLike, what: str = "file", kind: type | None = dict) -> Any:
-    """A JSON file's content; ``ValueError`` naming the file for anything that is not valid JSON (syntax, bad
-    encoding, nesting too deep for the parser, integers too long to convert) or, with ``kind``, not of that type.
-    ``what`` names the file's role in the message (e.g. "run configuration")."""
+def read_json(path: str | os.PathLike, what: str = "file", kind: type | None = dict,
+              error: type[Exception] = ValueError) -> Any:
+    """A JSON file's content; ``error`` (a ValueError by default) naming the file for anything that is not valid
+    JSON (syntax, bad encoding, nesting too deep for the parser, integers too long to convert) or, with ``kind``,
+    not of that type. ``what`` names the file's role in the message (e.g. "run configuration")."""
     p = Path(path)
     try:
         obj = json.loads(p.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:   # ValueError covers JSONDecodeError
         why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0]
-        raise ValueError(f"{p}: malformed {what} (not valid JSON: {why})") from None
+        raise error(f"{p}: malformed {what} (not valid JSON: {why})") from None
     if kind is not None and not isinstance(obj, kind):
-        raise ValueError(f"{p}: malformed {what} (expected a JSON {'object' if kind is dict else kind.__name__}, "
-                         f"got {type(obj).__name__})")
+        raise error(f"{p}: malformed {what} (expected a JSON {'object' if kind is dict else kind.__name__}, "
+                    f"got {type(obj).__name__})")
     return obj
 
 

@@ -37,7 +37,7 @@ import torch
 from tqdm import tqdm
 
 from .._errors import ZooFormatError
-from .._io import atomic_write_json
+from .._io import atomic_write_json, read_json
 from ._build_cnn import CNN_DEFAULTS, build_cnn_chunk
 from ._build_options import check_build_options
 from ._build_siren import SIREN_DEFAULTS, build_siren_chunk
@@ -161,10 +161,7 @@ def build_zoo(kind: str, out: str | os.PathLike, nets: int, workers: int = 1, se
         raise ValueError(f"{out} already holds a finished zoo built with other settings; choose another --out "
                          f"or delete it")
     if bfile.exists():
-        try:
-            prev = json.loads(bfile.read_text())
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            raise ZooFormatError(f"{bfile}: not valid JSON") from None
+        prev = read_json(bfile, "build record", kind=None, error=ZooFormatError)
         if not isinstance(prev, dict) or prev.get("config") != config:
             raise ValueError(f"{out} holds a build with another configuration ({bfile}); use another --out "
                              f"or the same settings to resume")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import re
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import ZooFormatError
-from .._io import atomic_path, atomic_write_json, atomic_write_text
+from .._io import atomic_path, atomic_write_json, atomic_write_text, read_json
 from ..graph import Architecture
 from ._safe import check_finite, load_array, parse_column, read_csv_columns
 from ._zoo import Zoo
@@ -122,11 +121,7 @@ def _header(path: Path) -> dict[str, Any]:
     f = path / "zoo.json"
     if f.stat().st_size > _MAX_HEADER:
         raise ZooFormatError(f"{f}: header is larger than {_MAX_HEADER} bytes")
-    try:
-        head = json.loads(f.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # ValueError: JSONDecodeError, huge ints
-        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise ZooFormatError(f"{f}: not valid JSON ({why})") from None
+    head = read_json(f, "zoo header", kind=None, error=ZooFormatError)
     if not isinstance(head, dict) or head.get("format") != FORMAT_NAME:
         found = head.get("format") if isinstance(head, dict) else None
         raise ZooFormatError(f"{f}: not a {FORMAT_NAME} header (format={found!r})")

@@ -9,7 +9,6 @@ templates converted by the core converter (sign symmetry on hidden neurons).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -21,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from .._errors import ZooFormatError
-from .._io import torch_load_error
+from .._io import read_json, torch_load_error
 from ..graph import Architecture, siren_architecture
 from ._safe import load_array, read_csv_columns
 from ._zoo import Zoo
@@ -197,11 +196,7 @@ def _labels(path: Path, files: list[Path], labels: Any) -> np.ndarray:
             arr = np.asarray(load_array(lf, mmap=False, ndim=1, dtype=np.integer), dtype=np.int64)
             return _array_by_index(str(lf), rel_paths, arr)
         if lf.suffix == ".json":
-            try:
-                mapping = json.loads(lf.read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-                why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-                raise ZooFormatError(f"{lf}: not valid JSON ({why})") from None
+            mapping = read_json(lf, "labels file", kind=None, error=ZooFormatError)
         else:
             _, cols = read_csv_columns(lf)
             if "file" not in cols or "label" not in cols:
