@@ -118,6 +118,11 @@ def canonical_form(graph: Data, scale: str = "balance", tol: float = 1e-9, max_s
                    structure: SymmetryStructure | None = None) -> CanonicalForm:
     """The canonical representative of each network's scale/sign orbit (see the module docstring).
 
+    Exact sign ties (|Σ v³| ≤ 1e-9 · Σ |v|³ for a tanh/sin neuron, e.g. quantised weights ±a) are broken by
+    further odd statistics weighted by what the group never moves (kernel offsets, input and output indices, the
+    sources' own oriented statistics); a tie that survives all of them keeps the given sign, and then the
+    representative is not sign-invariant for that neuron (``monomial_gmn.group._canonical`` has the details).
+
     Args:
         graph: a ParameterGraph or a PyG Batch (mixed architectures, activations and residual ties allowed).
         scale: ``"balance"`` (least total squared weight; default) or ``"norm"`` (unit incoming norms).
