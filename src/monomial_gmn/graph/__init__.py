@@ -2,7 +2,7 @@
 :mod:`monomial_gmn.graph._parameter_graph` (``help(monomial_gmn.ParameterGraph)``)."""
 
 from ._arch import ACTIVATIONS, Architecture, SamePad2d, digits_cnn_architecture, siren_architecture
-from ._batch import GraphLoader, batch_graphs, batch_stacked, graph_ids
+from ._batch import GraphLoader, batch_graphs, batch_stacked, fixed_index, graph_ids
 from ._convert import (ConvertContext, LayerConversion, graph_spec, op_symmetry, register_converter, register_op,
                        register_spec_builder, to_graph, to_module)
 from ._functional import stacked_forward
@@ -22,6 +22,6 @@ __all__ = [
     "kernel_side", "pad_canvas", "graph_to_networkx", "graph_from_networkx",
     "fx_graph_spec", "fx_to_graph", "FxGraphSpec", "NormKind", "NormRecord",
     "Architecture", "SamePad2d", "digits_cnn_architecture", "siren_architecture", "ACTIVATIONS", "stacked_forward",
-    "FACTORS", "magnitude_free", "sign_free", "graph_ids", "graph_index", "network_depth", "kernel_window",
+    "FACTORS", "magnitude_free", "sign_free", "graph_ids", "fixed_index", "graph_index", "network_depth", "kernel_window",
     "layer_values", "layer_rms",
 ]

@@ -9,11 +9,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 from torch_geometric.data import Batch
+from torch_geometric.utils import scatter
 
 from ._parameter_graph import ParameterGraph, kernel_side
 from ._spec import GraphSpec
 
-__all__ = ["batch_graphs", "batch_stacked", "GraphLoader", "graph_ids"]
+__all__ = ["batch_graphs", "batch_stacked", "GraphLoader", "graph_ids", "fixed_index"]
 
 
 def graph_ids(batch: Any, num_nodes: int | None = None, device: torch.device | str | None = None) -> Tensor:
@@ -31,6 +32,19 @@ def graph_ids(batch: Any, num_nodes: int | None = None, device: torch.device | s
         x = getattr(batch, "x", None)
         device = x.device if x is not None else None
     return torch.zeros(num_nodes, dtype=torch.long, device=device)
+
+
+def fixed_index(batch: Any, num_nodes: int, device: torch.device | str | None) -> Tensor:
+    """[N] long: index of each node inside its (graph, layer); meaningful for fixed (input/output) neurons,
+    whose identity is not permuted (the group never moves them). Zeros when the batch has no ``layer``."""
+    layer = getattr(batch, "layer", None)
+    ar = torch.arange(num_nodes, device=device)
+    if layer is None:
+        return torch.zeros(num_nodes, dtype=torch.long, device=device)
+    bvec = graph_ids(batch, num_nodes, device)
+    key = bvec * (int(layer.max()) + 1 if num_nodes else 1) + layer
+    first = scatter(ar, key, 0, dim_size=int(key.max()) + 1 if num_nodes else 0, reduce="min")
+    return ar - first[key]
 
 
 def batch_graphs(graphs: Sequence[ParameterGraph]) -> Batch:

@@ -69,7 +69,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from ..graph import Symmetry, graph_ids, magnitude_free, sign_free
+from ..graph import Symmetry, fixed_index, graph_ids, magnitude_free, sign_free
 from ._structure import SymmetryStructure
 
 __all__ = ["CanonicalForm", "canonical_form", "CANONICAL_SCALES"]
@@ -154,7 +154,9 @@ def canonical_form(graph: Data, scale: str = "balance", tol: float = 1e-9, max_s
     sym = torch.cat([st.slot_sym, torch.tensor([int(Symmetry.FIXED)], device=st.slot_sym.device)])
     oriented = _orient(x, e, src, dst, slot, sym, graph.layer, S, None)      # Σ v³ alone: enough without ties
     if oriented is None:                                                      # an exact sign tie somewhere
-        oriented = _orient(x, e, src, dst, slot, sym, graph.layer, S, _fixed_rank(graph, slot == S))
+        fixed = slot == S         # 1 + a fixed neuron's row in its layer: an identity the group never changes
+        rank = torch.where(fixed, fixed_index(graph, n, x.device) + 1, 0).to(torch.float64)
+        oriented = _orient(x, e, src, dst, slot, sym, graph.layer, S, rank)
     f, dead, zeroed = oriented
     sweeps = 0
     if scale == "balance":
@@ -170,27 +172,14 @@ def canonical_form(graph: Data, scale: str = "balance", tol: float = 1e-9, max_s
     return CanonicalForm(out, torch.where(determined, fn, torch.ones_like(fn)), determined, sweeps)
 
 
-def _fixed_rank(graph: Data, fixed: Tensor) -> Tensor:
-    """[N] float64: 1 + the row index of each fixed node within its (graph, layer) — an identity the group never
-    changes (fixed neurons are not permuted) —, and 0 for the other nodes."""
-    n = fixed.numel()
-    if n == 0 or not bool(fixed.any()):
-        return torch.zeros(n, dtype=torch.float64, device=fixed.device)
-    rows = torch.arange(n, device=fixed.device)
-    key = graph_ids(graph, n, fixed.device) * (int(graph.layer.max()) + 1) + graph.layer
-    big = torch.full((int(key.max()) + 1,), n, dtype=torch.long, device=fixed.device)
-    first = big.scatter_reduce(0, key[fixed], rows[fixed], reduce="amin")
-    return torch.where(fixed, (rows - first[key] + 1).to(torch.float64), torch.zeros((), dtype=torch.float64,
-                                                                                      device=fixed.device))
-
-
 def _orient(x: Tensor, e: Tensor, src: Tensor, dst: Tensor, slot: Tensor, sym: Tensor, layer: Tensor,
             S: int, fixed_rank: Tensor | None) -> tuple[Tensor, Tensor, Tensor] | None:
     """Step 1: per-slot factors f [S+1] (float64) with f·G oriented, the dead mask [S+1] and the nodes [N]
     whose outgoing weights are zeroed (the copies of a slot before its first non-zero incoming vector: each
     computes act(0 + earlier copies) = 0). ``fixed_rank`` None: orient by Σ v³ alone and return None as soon
-    as a sign-free slot ties (the caller then runs again with ``fixed_rank`` [N], see :func:`_fixed_rank`, and
-    the tie-breaking statistics); a batch without ties is oriented exactly as by the second pass."""
+    as a sign-free slot ties (the caller then runs again with ``fixed_rank`` [N], 1 + each fixed node's row in
+    its layer and 0 elsewhere, and the tie-breaking statistics); a batch without ties is oriented exactly as by
+    the second pass."""
     dev = x.device
     scaled, signed = magnitude_free(sym), sign_free(sym)
     movable = scaled | signed
@@ -224,18 +213,21 @@ def _orient(x: Tensor, e: Tensor, src: Tensor, dst: Tensor, slot: Tensor, sym: T
         alive = here & (sq > 0)
         mag = torch.where(scaled & alive, sq.sqrt(), torch.ones_like(sq))
         odd = cube
-        if any_sign and fixed_rank is None:   # first pass: Σ v³ only; None asks for the pass with tie-breaking
+        if any_sign:     # ReLU-only batches never reach the tie statistics
+            bias3 = (x[nodes] * fb.unsqueeze(-1)) ** 3
             abs3 = torch.zeros(S + 1, dtype=torch.float64, device=dev).index_add_(0, sd, v3.abs().sum(-1))
-            abs3.index_add_(0, slot[nodes], (x[nodes] * fb.unsqueeze(-1)).abs().pow(3).sum(-1))
-            if bool((signed & alive & (cube.abs() <= _TIE * abs3)).any()):
-                return None
-        elif any_sign:   # ReLU-only batches never reach the tie statistics
-            odd, second, size = _break_sign_ties(cube, v3, sd, es, x, fn, slot, nodes, fb, fixed_rank, sig, S)
-            odd = _outgoing_tie_break(odd, e, src, dst, slot, nodes, fn, fixed_rank, S)
+            tied = cube.abs() <= _TIE * abs3.index_add_(0, slot[nodes], bias3.abs().sum(-1))
+            if fixed_rank is None:            # first pass: Σ v³ only; None asks for the pass with tie-breaking
+                if bool((signed & alive & tied).any()):
+                    return None
+            else:
+                second, size = _second_statistic(v3, bias3, sd, es, x, fn, slot, nodes, fixed_rank, sig, S)
+                odd = _outgoing_tie_break(torch.where(tied, second, cube), e, src, dst, slot, nodes, fn,
+                                          fixed_rank, S)
         sgn = torch.where(signed & alive & (odd < 0), -1.0, 1.0).to(torch.float64)
         f = torch.where(alive, f / (mag * sgn), f)
         if any_sign and fixed_rank is not None:   # normalised, oriented: invariant; tells later layers' sources apart
-            sig = torch.where(alive, 0.5 * (second * sgn / size.clamp_min(1e-300)).abs(), sig)
+            sig = torch.where(alive, 0.5 * (second / size.clamp_min(1e-300)).abs(), sig)
         done = done | alive
         zeroed = zeroed | (nodes & ~alive[slot])
     dead = movable & ~done
@@ -258,34 +250,28 @@ def _position_weights(k: int, device) -> Tensor:
     return 2.0 + torch.sin(0.7 * r + 0.3 * c + 0.1)
 
 
-def _break_sign_ties(cube: Tensor, v3: Tensor, sd: Tensor, es: Tensor, x: Tensor, fn: Tensor, slot: Tensor,
-                     nodes: Tensor, fb: Tensor, fixed_rank: Tensor, sig: Tensor, S: int) -> tuple[Tensor, Tensor, Tensor]:
-    """The odd statistic [S+1] that orients each sign-symmetric slot: Σ v³ (``cube``) where it is not a tie, else
-    a second odd statistic that weights each incoming term by what the group cannot change: the kernel offset
-    from the centre (spatial positions are never permuted), and the source neuron — a fixed neuron by its index,
-    a hidden one by its oriented bias and its signature ``sig`` (its own normalised oriented statistic; both
-    invariant, since sources are oriented first). Zero where both tie (the sign is then kept as given;
-    documented in the module docstring). Returns (the statistic to orient by, the second statistic, the sum of
-    its absolute terms), each [S+1].
+def _second_statistic(v3: Tensor, bias3: Tensor, sd: Tensor, es: Tensor, x: Tensor, fn: Tensor, slot: Tensor,
+                      nodes: Tensor, fixed_rank: Tensor, sig: Tensor, S: int) -> tuple[Tensor, Tensor]:
+    """The odd statistic [S+1] that orients a sign-symmetric slot where Σ v³ ties: each incoming term weighted by
+    what the group cannot change — the kernel offset from the centre (spatial positions are never permuted), and
+    the source neuron: a fixed neuron by its index, a hidden one by its oriented bias and its signature ``sig``
+    (its own normalised second statistic; both invariant, since sources are oriented first). Zero where it ties
+    too. Returns (the statistic, the sum of its absolute terms [S+1]).
 
-    Shapes: v3 [E_l, K] (cubes of this level's incoming kernels in the current frame), sd/es [E_l] slot of the
-    target / node of the source of each, nodes [N] bool (this level's nodes), fb [n_l] their current factors.
+    Shapes: v3 [E_l, K] (cubes of this level's incoming kernels in the current frame), bias3 [n_l, F] (cubes of
+    this level's biases, same frame), sd/es [E_l] slot of the target / node of the source of each edge, nodes [N]
+    bool (this level's nodes).
     """
     dev = v3.device
     w_pos = _position_weights(v3.shape[-1], dev)
     b_src = x[es, 0] * fn[es] if x.shape[-1] else torch.zeros_like(fn[es])
     phi = torch.where(fixed_rank[es] > 0, 1.0 + fixed_rank[es], 2.0 + torch.tanh(b_src) + sig[slot[es]])
-    abs3 = torch.zeros(S + 1, dtype=torch.float64, device=dev)
-    bias3 = (x[nodes] * fb.unsqueeze(-1)) ** 3
-    abs3.index_add_(0, sd, v3.abs().sum(-1)).index_add_(0, slot[nodes], bias3.abs().sum(-1))
     terms = phi.unsqueeze(-1) * v3 * w_pos
     second = torch.zeros(S + 1, dtype=torch.float64, device=dev)
     second.index_add_(0, sd, terms.sum(-1)).index_add_(0, slot[nodes], bias3.sum(-1))
-    abs2 = torch.zeros(S + 1, dtype=torch.float64, device=dev)
-    abs2.index_add_(0, sd, terms.abs().sum(-1)).index_add_(0, slot[nodes], bias3.abs().sum(-1))
-    second = torch.where(second.abs() <= _TIE * abs2, torch.zeros_like(second), second)
-    tied = cube.abs() <= _TIE * abs3
-    return torch.where(tied, second, cube), second, abs2
+    size = torch.zeros(S + 1, dtype=torch.float64, device=dev)
+    size.index_add_(0, sd, terms.abs().sum(-1)).index_add_(0, slot[nodes], bias3.abs().sum(-1))
+    return torch.where(second.abs() <= _TIE * size, torch.zeros_like(second), second), size
 
 
 def _outgoing_tie_break(odd: Tensor, e: Tensor, src: Tensor, dst: Tensor, slot: Tensor, nodes: Tensor, fn: Tensor,

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
-from ..graph import Role, Symmetry, graph_ids, magnitude_free, sign_free
+from ..graph import Role, Symmetry, fixed_index, graph_ids, magnitude_free, sign_free
 
 __all__ = ["Canonicalize", "TINY", "node_sym", "fixed_index", "inverse_norm2", "role_pool", "d1_mask"]
 
@@ -117,19 +117,6 @@ class Canonicalize(nn.Module):
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.channels}, quadratic={self.quadratic})"
-
-
-def fixed_index(batch, num_nodes: int, device) -> Tensor:
-    """[N] long: index of each node inside its (graph, layer); meaningful for fixed (input/output) neurons,
-    whose identity is not permuted (the group never moves them)."""
-    layer = getattr(batch, "layer", None)
-    ar = torch.arange(num_nodes, device=device)
-    if layer is None:
-        return torch.zeros(num_nodes, dtype=torch.long, device=device)
-    bvec = graph_ids(batch, num_nodes, device)
-    key = bvec * (int(layer.max()) + 1 if num_nodes else 1) + layer
-    first = scatter(ar, key, 0, dim_size=int(key.max()) + 1 if num_nodes else 0, reduce="min")
-    return ar - first[key]
 
 
 def role_pool(feat: Tensor, batch, num_graphs: int, reduce: str = "mean") -> Tensor:
