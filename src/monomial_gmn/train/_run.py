@@ -13,8 +13,7 @@ import numpy as np
 from torch import Tensor
 
 from .._errors import ZooFormatError
-from .._io import read_json
-from .._io import safe_torch_load
+from .._io import read_json, safe_torch_load
 from ._augment import parse_augment
 from ._config import TrainConfig, _activation_list, _fitted_model, model_options
 
@@ -100,8 +99,7 @@ def _read_record(run: Path) -> dict[str, Any]:
     cfg_path = run / "config.json"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{cfg_path}: missing (is {run} a run directory written by 'monomial-gmn train'?)")
-    rec = read_json(cfg_path, "run configuration")
-    return rec
+    return read_json(cfg_path, "run configuration")
 
 
 def load_run(run: str | os.PathLike) -> tuple[TrainConfig, dict[str, Tensor]]:

@@ -49,8 +49,8 @@ from ._evaluate import _saved_module, ensemble_run_metrics, evaluate_model, eval
 from ._fitted import _gbm_predict, _saved_gbm, _train_gbm, evaluate_gbm
 from ._loop import _lr_factor, _SimulatedCrash, _train_sgd
 from ._run import (_CKPT_VERSION, _check_resume_config, _check_resume_zoo, _probe_archs_of_run, _read_record,
-                   _record, _resolved, _result, _run_zoo, _splits, _unreadable, load_run, open_run_zoo, open_zoo, run_networks,
-                   split_for)
+                   _record, _resolved, _result, _run_zoo, _splits, _unreadable, load_run, open_run_zoo, open_zoo,
+                   run_networks, split_for)
 
 __all__ = ["TrainConfig", "train", "evaluate_run", "evaluate_model", "predict_model", "ensemble_run_metrics",
            "open_zoo", "load_run", "MODEL_NAMES", "GBM_MODELS"]
