@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cmd_train import TASK_NAMES, _json_object, add_training_options, one_line_errors
+from .cmd_train import TASK_NAMES, _json_object, add_training_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,7 +55,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-augment", default="none", help="training augmentation of every run (default: none)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_training_options(p)
-    one_line_errors(p)
     p.set_defaults(func=run)
 
 

@@ -12,8 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from .._defaults import TRAIN_DEFAULTS
-from .cmd_train import one_line_errors
+from .cmd_train import add_run_size_options
 
 DEFAULT_MODELS = "monomial,gmn,statnn,np,statnn-gbm"
 
@@ -61,19 +60,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--levels", default="0,1,2,3,4", help="augmentation levels (default: 0,1,2,3,4)")
     p.add_argument("--activations", default="relu,tanh", help="subsets to run (default: relu,tanh)")
     p.add_argument("--seeds", type=int, default=2, help="seeds per model (default: 2)")
-    # the library's run defaults (chosen on validation, experiments/results/model_selection/), as `compare` uses
-    d = TRAIN_DEFAULTS
-    p.add_argument("--epochs", type=int, default=d["epochs"], help=f"training epochs (default: {d['epochs']})")
-    p.add_argument("--hidden-dim", type=int, default=d["hidden_dim"],
-                   help=f"metanetwork width (default: {d['hidden_dim']})")
-    p.add_argument("--num-layers", type=int, default=d["num_layers"],
-                   help=f"metanetwork depth (default: {d['num_layers']})")
-    p.add_argument("--batch-size", type=int, default=d["batch_size"], help=f"(default: {d['batch_size']})")
-    p.add_argument("--lr", type=float, default=d["lr"], help=f"(default: {d['lr']:g})")
+    add_run_size_options(p)   # the library's run defaults (chosen on validation), as `train` and `compare` use
     p.add_argument("--seed", type=int, default=0, help="zoo seed (default: 0)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads for training (default: 1; these small models gain little from more)")
-    one_line_errors(p)
     p.set_defaults(func=run)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cmd_train import _cli_errors, one_line_errors
+from .cmd_train import _cli_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--augment", default="none", help="augmentations, comma-separated (default: none)")
     p.add_argument("--split", choices=("train", "val", "test"), default="test", help="(default: test)")
     p.add_argument("--seed", type=int, default=12345, help="seed of the test-time transformations")
-    one_line_errors(p)
     p.set_defaults(func=run)
 
 

@@ -22,19 +22,26 @@ def one_line_errors(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return p
 
 
-def add_training_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by ``train`` and ``compare``; the defaults are :class:`TrainConfig`'s (one source)."""
+def add_run_size_options(p: argparse.ArgumentParser) -> None:
+    """--epochs, --batch-size, --lr, --hidden-dim, --num-layers with :class:`TrainConfig`'s defaults (one source;
+    chosen on validation): shared by ``train``, ``compare`` and ``demo``."""
     from .._defaults import TRAIN_DEFAULTS as d
     p.add_argument("--epochs", type=int, default=d["epochs"], help=f"training epochs (default: {d['epochs']})")
     p.add_argument("--batch-size", type=int, default=d["batch_size"],
                    help=f"nets per step, summed over processes (default: {d['batch_size']})")
     p.add_argument("--lr", type=float, default=d["lr"], help=f"AdamW learning rate (default: {d['lr']:g})")
-    p.add_argument("--weight-decay", type=float, default=d["weight_decay"],
-                   help=f"AdamW weight decay (default: {d['weight_decay']:g})")
     p.add_argument("--hidden-dim", type=int, default=d["hidden_dim"],
                    help=f"metanetwork width (default: {d['hidden_dim']})")
     p.add_argument("--num-layers", type=int, default=d["num_layers"],
                    help=f"metanetwork depth (default: {d['num_layers']})")
+
+
+def add_training_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``train`` and ``compare``; the defaults are :class:`TrainConfig`'s (one source)."""
+    from .._defaults import TRAIN_DEFAULTS as d
+    add_run_size_options(p)
+    p.add_argument("--weight-decay", type=float, default=d["weight_decay"],
+                   help=f"AdamW weight decay (default: {d['weight_decay']:g})")
     p.add_argument("--patience", type=int, default=0,
                    help="stop after this many epochs without a better validation metric (default: 0 = off)")
     p.add_argument("--activation", choices=("relu", "tanh"), default=None,
@@ -110,7 +117,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default: 100)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_training_options(p)
-    one_line_errors(p)
     with_registered_models(p, "MODEL_NAMES")
     p.set_defaults(func=run)
 
